@@ -1,0 +1,41 @@
+"""genlab: a generative-AI lab that runs on your own machine.
+
+It trains, samples, edits and evaluates the generative models of the lecture material, from scratch and offline.
+Every model learns p(x | y); see ``docs/`` for the user guide and ``genlab --help`` for the command.
+
+    >>> import genlab
+    >>> model = genlab.load()                      # the shipped default text model
+    >>> model.sample(1, "In the beginning", max_tokens=50)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from genlab.errors import GenlabError
+
+__version__ = "0.1.0"
+__all__ = ["GenlabError", "__version__", "load", "save"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+    from genlab.models.base import GenerativeModel
+
+
+def load(path: str | Path | None = None, *, task: str = "text", device: str | None = None) -> GenerativeModel:
+    """Load a checkpoint directory (``config.json`` + ``model.safetensors`` + extras) as a ready model.
+
+    With no ``path``, loads the shipped default model for ``task``. Imports torch lazily so that
+    ``import genlab`` stays cheap.
+    """
+    from genlab.train.checkpoint import load_model
+
+    return load_model(path, task=task, device=device)
+
+
+def save(model: GenerativeModel, path: str | Path) -> None:
+    """Write ``model`` as a checkpoint directory that :func:`load` reads back."""
+    from genlab.train.checkpoint import save_model
+
+    save_model(model, path)

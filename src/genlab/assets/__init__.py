@@ -1,0 +1,22 @@
+"""Small default models that genlab trained itself; each folder has a MODEL_CARD.md saying how."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genlab.errors import GenlabError
+
+ROOT = Path(__file__).parent
+
+#: task -> folder of the default model for it
+DEFAULTS: dict[str, str] = {"text": "gpt-kjv"}
+
+
+def default_model(task: str) -> Path:
+    """The shipped checkpoint directory for ``task`` (e.g. ``"text"``)."""
+    if task not in DEFAULTS:
+        raise GenlabError(f"no default model for {task!r}; defaults exist for: {', '.join(DEFAULTS)}")
+    path = ROOT / DEFAULTS[task]
+    if not (path / "config.json").is_file():
+        raise GenlabError(f"the default {task} model is not installed ({path} is missing); pass --model DIR")
+    return path

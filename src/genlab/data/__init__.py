@@ -1,0 +1,1 @@
+"""Data: text corpora and tokenizers; image folders and bundled datasets come with the image families."""

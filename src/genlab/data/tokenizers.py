@@ -1,0 +1,174 @@
+"""Tokenizers: character-level with byte fallback, and byte-level BPE (HF ``tokenizers``).
+
+Both are lossless on any Unicode text: ``decode(encode(s)) == s``. The character tokenizer maps each
+character seen in training to one id and any other character to the ids of its UTF-8 bytes (256
+byte tokens follow the characters), so an unseen emoji still round-trips. A checkpoint stores the
+tokenizer as ``tokenizer.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from genlab.errors import GenlabError
+from genlab.io import write_text
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class Tokenizer(Protocol):
+    kind: str
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def to_json(self) -> dict: ...
+
+
+class CharTokenizer:
+    """One id per known character; unknown characters fall back to their UTF-8 bytes."""
+
+    kind = "char"
+
+    def __init__(self, chars: Sequence[str]) -> None:
+        if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
+            raise GenlabError("char tokenizer: the vocabulary must be distinct single characters")
+        self.chars = list(chars)
+        self._index = {c: i for i, c in enumerate(self.chars)}
+        self._byte0 = len(self.chars)
+        # Lookup table from code point to id (-1 = not a known char) for fast encoding.
+        top = max((ord(c) for c in self.chars), default=0) + 1
+        self._lut = np.full(top, -1, dtype=np.int64)
+        for c, i in self._index.items():
+            self._lut[ord(c)] = i
+
+    @classmethod
+    def train(cls, text: str) -> CharTokenizer:
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars) + 256
+
+    def encode(self, text: str) -> list[int]:
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+        ids = np.full(len(cps), -1, dtype=np.int64)
+        inside = cps < len(self._lut)
+        ids[inside] = self._lut[cps[inside]]
+        if (ids >= 0).all():
+            return ids.tolist()
+        out: list[int] = []
+        for ch, i in zip(text, ids.tolist(), strict=True):
+            if i >= 0:
+                out.append(i)
+            else:
+                out.extend(self._byte0 + b for b in ch.encode("utf-8", "surrogatepass"))
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        parts: list[str] = []
+        pending = bytearray()
+        for i in ids:
+            i = int(i)
+            if i >= self._byte0:
+                pending.append(i - self._byte0)
+                continue
+            if pending:
+                parts.append(pending.decode("utf-8", "replace"))
+                pending.clear()
+            parts.append(self.chars[i])
+        if pending:
+            parts.append(pending.decode("utf-8", "replace"))
+        return "".join(parts)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "chars": self.chars}
+
+
+class BPETokenizer:
+    """Byte-level BPE trained locally with HF ``tokenizers`` (GPT-2 style pre-tokenization)."""
+
+    kind = "bpe"
+
+    def __init__(self, hf_tokenizer) -> None:  # noqa: ANN001 - tokenizers.Tokenizer
+        self._tok = hf_tokenizer
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int = 1024) -> BPETokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
+
+        if vocab_size < 257:
+            raise GenlabError(f"--vocab-size {vocab_size}: byte-level BPE needs at least 257 (256 bytes + merges)")
+        tok = HFTokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            special_tokens=[],
+            show_progress=False,
+        )
+        tok.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
+        return cls(tok)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        # Lines are encoded in parallel, so a token never spans a line break (training saw the same).
+        out: list[int] = []
+        for enc in self._tok.encode_batch(text.splitlines(keepends=True)):
+            out.extend(enc.ids)
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode([int(i) for i in ids])
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "hf": json.loads(self._tok.to_str())}
+
+
+def train_tokenizer(kind: str, text: str, vocab_size: int = 1024) -> Tokenizer:
+    """Train a tokenizer of ``kind`` (``char`` or ``bpe``) on ``text``."""
+    if kind == "char":
+        return CharTokenizer.train(text)
+    if kind == "bpe":
+        return BPETokenizer.train(text, vocab_size)
+    raise GenlabError(f"unknown tokenizer {kind!r}; choose char or bpe")
+
+
+def tokenizer_from_json(data: dict) -> Tokenizer:
+    kind = data.get("kind")
+    if kind == "char":
+        return CharTokenizer(data["chars"])
+    if kind == "bpe":
+        from tokenizers import Tokenizer as HFTokenizer
+
+        return BPETokenizer(HFTokenizer.from_str(json.dumps(data["hf"])))
+    raise GenlabError(f"tokenizer.json: unknown tokenizer kind {kind!r}")
+
+
+def save_tokenizer(tok: Tokenizer, directory: str | Path) -> None:
+    write_text(Path(directory) / TOKENIZER_FILE, json.dumps(tok.to_json(), ensure_ascii=False))
+
+
+def load_tokenizer(directory: str | Path) -> Tokenizer:
+    path = Path(directory) / TOKENIZER_FILE
+    if not path.is_file():
+        raise GenlabError(f"{directory}: checkpoint is missing {TOKENIZER_FILE}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GenlabError(f"{path}: not a valid tokenizer file ({e})") from None
+    return tokenizer_from_json(data)

@@ -1,0 +1,33 @@
+"""The family registry: a family name maps to the module and class that implement it.
+
+Adding a family is one new module in this package and one line here; ``genlab train``,
+``generate`` and ``eval`` then work with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from genlab.errors import GenlabError
+
+#: family name -> "module:Class"
+FAMILIES: dict[str, str] = {
+    "ngram": "genlab.models.ngram:NGramLM",
+    "lstm": "genlab.models.rnn:LSTMLM",
+    "gpt": "genlab.models.gpt:GPT",
+}
+
+
+def get_family(name: str, modality: str | None = None) -> type:
+    """The model class registered as ``name``; a clear error lists the valid names."""
+    valid = [f for f in FAMILIES if modality is None or family_modality(f) == modality]
+    if name not in FAMILIES or name not in valid:
+        what = f"{modality} family" if modality else "family"
+        raise GenlabError(f"unknown {what} {name!r}; choose one of: {', '.join(valid)}")
+    module, cls = FAMILIES[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def family_modality(name: str) -> str:
+    module, cls = FAMILIES[name].split(":")
+    return getattr(importlib.import_module(module), cls).modality

@@ -1,0 +1,85 @@
+"""What every language model shares: p(x) = Π_i p(x_i | x_<i) over tokens.
+
+A family provides three things and inherits the rest (loss, sampling, log-likelihood, tokenizer I/O):
+    init_state(batch_size)  the decoding state of an empty prefix (KV cache, LSTM state, n-gram history)
+    step(ids, state)        feed ``B×T`` token ids; return ``B×V`` logits for the next token and the state
+    token_logprobs(ids)     log p(ids[i] | ids[:i]) for i = 1 … N-1, each with as much context as the model uses
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from genlab.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
+from genlab.errors import GenlabError
+from genlab.models.base import GenerativeModel
+
+
+class LanguageModel(GenerativeModel):
+    modality = "text"
+
+    def __init__(self, config: Any, tokenizer: Tokenizer | None = None) -> None:
+        super().__init__(config)
+        self.tokenizer = tokenizer
+
+    # --- what a family implements -------------------------------------------------------------
+    @property
+    def max_context(self) -> int | None:
+        """The most tokens of context the model can use at once (None: unbounded)."""
+        return None
+
+    def init_state(self, batch_size: int, *, cache: bool = True) -> Any:
+        """The state of an empty prefix; ``cache=False`` asks for recomputation instead (GPT)."""
+        raise NotImplementedError
+
+    def step(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def token_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """``B×T`` token ids → ``B×T×V`` next-token logits (neural families)."""
+        raise NotImplementedError
+
+    # --- shared --------------------------------------------------------------------------------
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Mean cross-entropy (nats/token) of targets ``y`` given inputs ``x``, both ``B×T``: the
+        pre-training objective L = -Σ log P(x_i | x_{i-k} … x_{i-1})."""
+        x, y = batch
+        logits = self.logits(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+
+    def sample(
+        self, n: int, cond: str | None = None, *, generator: torch.Generator | None = None, **controls: Any
+    ) -> list[str]:
+        """``n`` continuations of the prompt ``cond``; controls as in :func:`genlab.sampling.text.generate`."""
+        from genlab.sampling.text import generate
+
+        return generate(self, cond or "", n=n, generator=generator, **controls).texts
+
+    @torch.inference_mode()
+    def log_prob(self, x: str, cond: str | None = None) -> torch.Tensor:
+        """log p(x | cond) in nats. Without ``cond`` the first token of ``x`` is given, not scored."""
+        tok = self.require_tokenizer()
+        prefix = tok.encode(cond) if cond else []
+        ids = prefix + tok.encode(x)
+        if len(ids) < 2:
+            raise GenlabError("log_prob needs at least two tokens of text")
+        lp = self.token_logprobs(torch.tensor(ids, dtype=torch.long, device=self.device))
+        return lp[max(len(prefix) - 1, 0) :].sum()
+
+    def require_tokenizer(self) -> Tokenizer:
+        if self.tokenizer is None:
+            raise GenlabError(f"this {self.family} model has no tokenizer attached")
+        return self.tokenizer
+
+    def save_extras(self, directory: Path) -> None:
+        save_tokenizer(self.require_tokenizer(), directory)
+
+    def load_extras(self, directory: Path) -> None:
+        self.tokenizer = load_tokenizer(directory)

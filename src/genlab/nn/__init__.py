@@ -1,0 +1,1 @@
+"""Shared network building blocks: attention, transformer blocks, (later) UNets and embeddings."""

@@ -1,0 +1,167 @@
+"""Autoregressive text decoding: temperature, top-k, top-p (nucleus), stop strings, streaming.
+
+Each step feeds the newest token to ``model.step`` (a KV cache for GPT, the recurrent state for the
+LSTM, the recent history for the n-gram), so generating costs one position per token.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from genlab.errors import GenlabError, GenlabWarning
+from genlab.models.lm import LanguageModel
+
+
+@dataclass
+class Generation:
+    texts: list[str]  # the continuations, without the prompt
+    prompt_tokens: int
+    new_tokens: int  # tokens generated (all rows)
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else float("inf")
+
+
+def filter_logits(
+    logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
+) -> torch.Tensor:
+    """Scale ``B×V`` logits by 1/temperature, then keep the top-k and the smallest set whose
+    probability reaches top_p (Holtzman et al. 2020); the rest become -inf."""
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # drop a token when the tokens ranked above it already reach top_p (the first always stays)
+        drop = probs.cumsum(-1) - probs >= top_p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def check_controls(temperature: float, top_k: int, top_p: float, max_tokens: int) -> None:
+    if temperature < 0:
+        raise GenlabError(f"--temperature {temperature}: must be ≥ 0 (0 picks the most likely token)")
+    if top_k < 0:
+        raise GenlabError(f"--top-k {top_k}: must be ≥ 0 (0 keeps every token)")
+    if not 0.0 < top_p <= 1.0:
+        raise GenlabError(f"--top-p {top_p}: must be in (0, 1]")
+    if max_tokens < 0:
+        raise GenlabError(f"--max-tokens {max_tokens}: must be ≥ 0")
+
+
+class _StopWatch:
+    """Incremental decoding of one row: emits text that is final (no stop string can still start
+    in it, no unfinished UTF-8 character) and reports when a stop string appears."""
+
+    def __init__(self, stop: Sequence[str]) -> None:
+        self.stop = [s for s in stop if s]
+        self.hold = max((len(s) for s in self.stop), default=1) - 1
+        self.emitted = 0
+        self.done = False
+        self.text = ""
+
+    def update(self, text: str) -> str:
+        self.text = text
+        for s in self.stop:
+            at = text.find(s)
+            if at >= 0:
+                self.text = text[:at]
+                self.done = True
+        end = len(self.text) if self.done else max(self.emitted, len(self.text) - self.hold)
+        if not self.done:
+            while end > self.emitted and self.text[end - 1] == "\ufffd":  # maybe half a character
+                end -= 1
+        new, self.emitted = self.text[self.emitted : end], max(self.emitted, end)
+        return new
+
+    def flush(self) -> str:
+        new, self.emitted = self.text[self.emitted :], len(self.text)
+        return new
+
+
+@torch.inference_mode()
+def generate(
+    model: LanguageModel,
+    prompt: str = "",
+    *,
+    n: int = 1,
+    max_tokens: int = 200,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    stop: Sequence[str] = (),
+    generator: torch.Generator | None = None,
+    on_text: Callable[[str], None] | None = None,
+    cache: bool = True,
+) -> Generation:
+    """Sample ``n`` continuations of ``prompt``.
+
+    temperature 0 is greedy decoding. ``stop`` strings end a row (the stop string is not included).
+    ``on_text`` receives the first row's new text as it becomes final (streaming). An empty prompt
+    starts after a newline. A prompt longer than the model's context keeps its last tokens, with a
+    warning. ``cache=False`` recomputes the whole window each step (GPT; for comparison).
+    """
+    check_controls(temperature, top_k, top_p, max_tokens)
+    if n < 1:
+        raise GenlabError(f"--n {n}: must be at least 1")
+    tok = model.require_tokenizer()
+    ids = tok.encode(prompt if prompt else "\n")
+    limit = model.max_context
+    if limit is not None and len(ids) > limit:
+        warnings.warn(
+            f"the prompt has {len(ids)} tokens but the model's context is {limit}; keeping the last {limit}",
+            GenlabWarning,
+            stacklevel=3,
+        )
+        ids = ids[-limit:]
+    device = model.device
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    state = model.init_state(n, cache=cache)
+    x = torch.tensor([ids] * n, dtype=torch.long, device=device)
+    watch = [_StopWatch(stop) for _ in range(n)] if (stop or on_text) else None
+    out: list[list[int]] = [[] for _ in range(n)]
+    alive = torch.ones(n, dtype=torch.bool, device=device)
+    for _ in range(max_tokens):
+        logits, state = model.step(x, state)
+        if temperature == 0:
+            nxt = logits.argmax(-1)
+        else:
+            probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p).softmax(-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        for r, t in enumerate(nxt.tolist()):
+            if alive[r]:
+                out[r].append(t)
+        if watch is not None:
+            for r in range(n):
+                if not alive[r]:
+                    continue
+                new = watch[r].update(tok.decode(out[r]))
+                if r == 0 and on_text is not None and new:
+                    on_text(new)
+                if watch[r].done:
+                    alive[r] = False
+            if not alive.any():
+                break
+        x = nxt[:, None]
+    seconds = time.perf_counter() - start
+    if watch is not None:
+        texts = [w.text for w in watch]
+        if on_text is not None:
+            rest = watch[0].flush()
+            if rest:
+                on_text(rest)
+    else:
+        texts = [tok.decode(o) for o in out]
+    model.train(was_training)
+    return Generation(texts, len(ids), sum(len(o) for o in out), seconds)

@@ -1,0 +1,363 @@
+"""The one training loop every family shares.
+
+AdamW with decoupled weight decay on matrices only; linear warmup then cosine decay to ``min_lr``;
+gradient clipping and accumulation; an optional EMA of the weights; autocast (bf16/fp16) and
+``torch.compile`` on a GPU; periodic evaluation; a progress bar with loss, speed and ETA; metrics
+appended to ``metrics.jsonl``; atomic checkpoints every ``ckpt_every`` steps; exact ``--resume``;
+a step or time budget; a clean stop on Ctrl-C (checkpoint saved) or on a non-finite loss (nothing
+saved). Unchanged under ``torchrun`` (DDP).
+
+Exact resume: batch ``i`` is a pure function of (seed, rank, i) — the data source is stateless — and
+the weights, optimizer moments and torch RNG states are saved together in one file, so a run
+stopped at step k and resumed ends with the same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from genlab.config import to_dict
+from genlab.errors import GenlabError
+from genlab.models.base import GenerativeModel
+from genlab.train import distributed
+from genlab.train.checkpoint import (
+    EMA_FILE,
+    load_state_strict,
+    load_train_state,
+    save_model,
+    save_tensors,
+    save_train_state,
+    unique_state,
+)
+from genlab.train.ema import EMA
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # optimizer steps
+    batch_size: int = 12  # examples per micro-batch (per process under torchrun)
+    accumulate: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3
+    min_lr: float = -1.0  # end of the cosine; < 0 means lr / 10
+    warmup: int = 100  # steps of linear warmup
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables
+    ema: float = 0.0  # EMA decay (e.g. 0.999); 0 disables
+    eval_every: int = 250
+    eval_batches: int = 20
+    log_every: int = 10
+    ckpt_every: int = 500
+    time_budget: float = 0.0  # seconds; > 0 stops then and shapes the cosine by elapsed time
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16  (auto: bf16/fp16 on CUDA, fp32 elsewhere)
+    compile: str = "auto"  # auto | on | off  (auto: on with CUDA)
+    seed: int = 0
+
+    def validate(self) -> None:
+        positive = ("steps", "batch_size", "accumulate", "eval_every", "eval_batches", "log_every", "ckpt_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise GenlabError(f"{name}={getattr(self, name)}: must be at least 1")
+        if self.lr <= 0:
+            raise GenlabError(f"lr={self.lr}: must be positive")
+        if self.warmup < 0 or self.grad_clip < 0 or self.time_budget < 0 or self.weight_decay < 0:
+            raise GenlabError("warmup, grad_clip, time_budget and weight_decay must be ≥ 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise GenlabError(f"ema={self.ema}: must be in [0, 1) (0 disables)")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise GenlabError(f"precision={self.precision!r}: choose auto, fp32, bf16 or fp16")
+        if self.compile not in ("auto", "on", "off"):
+            raise GenlabError(f"compile={self.compile!r}: choose auto, on or off")
+
+    @property
+    def final_lr(self) -> float:
+        return self.min_lr if self.min_lr >= 0 else self.lr / 10
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Learning rate at ``step``: linear warmup, then cosine from ``lr`` to ``final_lr`` as
+    ``progress`` (fraction of the step or time budget used) goes to 1."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / (cfg.warmup + 1)
+    w = min(cfg.warmup / cfg.steps, 0.5)
+    q = min(max((progress - w) / (1.0 - w), 0.0), 1.0)
+    return cfg.final_lr + 0.5 * (1.0 + math.cos(math.pi * q)) * (cfg.lr - cfg.final_lr)
+
+
+@dataclass
+class TrainResult:
+    step: int
+    loss: float
+    seconds: float
+    stopped: str  # "done" | "time" | "interrupted"
+    evals: dict[str, float]
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; weight decay on ≥2-D tensors (matrices, embeddings), none on biases and norms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+
+
+class Trainer:
+    """Optimizes ``model.loss`` on ``batches(i)`` (the i-th micro-batch) and writes into ``out_dir``.
+
+    ``evaluate(model)`` returns figures (e.g. ``{"val_loss": ...}``) every ``eval_every`` steps and at
+    the end. ``items_per_batch`` and ``unit`` name the speed shown (e.g. tokens). ``run`` is recorded
+    in config.json.
+    """
+
+    def __init__(
+        self,
+        model: GenerativeModel,
+        config: TrainConfig,
+        *,
+        batches: Callable[[int], Any],
+        out_dir: str | Path,
+        evaluate: Callable[[GenerativeModel], dict[str, Any]] | None = None,
+        items_per_batch: int = 0,
+        unit: str = "ex",
+        run: dict[str, Any] | None = None,
+        device: torch.device | None = None,
+        dist: distributed.DistInfo | None = None,
+        quiet: bool = False,
+    ) -> None:
+        config.validate()
+        self.model = model
+        self.cfg = config
+        self.batches = batches
+        self.out = Path(out_dir)
+        self.evaluate = evaluate
+        self.items_per_batch = items_per_batch or config.batch_size
+        self.unit = unit
+        self.run = run or {}
+        self.device = device or torch.device("cpu")
+        self.dist = dist or distributed.DistInfo()
+        self.quiet = quiet
+        self._interrupted = False
+
+    # --- files ---------------------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.dist.is_main:
+            with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _trim_metrics(self, step: int) -> None:
+        """On resume, forget records logged after the checkpoint (they will be logged again)."""
+        path = self.out / METRICS_FILE
+        if self.dist.is_main and path.is_file():
+            keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if _step_of(ln) <= step]
+            path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+
+    def _save(self, step: int, elapsed: float, opt: torch.optim.Optimizer, ema: EMA | None) -> None:
+        if self.dist.is_main:
+            run = self.run | {"train": to_dict(self.cfg), "elapsed_s": round(elapsed, 2)}
+            save_model(self.model, self.out, step=step, run=run)
+            if ema is not None:
+                save_tensors(unique_state(self.model, params=ema.shadow), self.out / EMA_FILE, {"step": str(step)})
+            state = {
+                "step": step,
+                "elapsed": elapsed,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": opt.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            }
+            save_train_state(self.out, state)
+        distributed.barrier(self.dist)
+
+    # --- the loop ------------------------------------------------------------------------------
+    def _precision(self) -> tuple[torch.dtype | None, bool]:
+        """(autocast dtype or None, use a GradScaler)."""
+        p = self.cfg.precision
+        if p == "auto":
+            if self.device.type != "cuda":
+                return None, False
+            p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if p == "fp32":
+            return None, False
+        if p == "fp16" and self.device.type != "cuda":
+            raise GenlabError("precision=fp16 needs a CUDA GPU; use bf16 or fp32 on this device")
+        return (torch.bfloat16 if p == "bf16" else torch.float16), p == "fp16"
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self._interrupted = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        cfg, model, device = self.cfg, self.model, self.device
+        self.out.mkdir(parents=True, exist_ok=True)
+        model.to(device)
+        opt = make_optimizer(model, cfg, device)
+        ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+        step, elapsed = 0, 0.0
+        if resume:
+            state = load_train_state(self.out)
+            load_state_strict(model, state["model"])
+            opt.load_state_dict(state["optimizer"])
+            if ema is not None and state.get("ema"):
+                ema.load_state_dict(state["ema"])
+            torch.set_rng_state(state["rng_cpu"])
+            if state.get("rng_cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+            step, elapsed = int(state["step"]), float(state["elapsed"])
+            self._trim_metrics(step)
+        amp_dtype, use_scaler = self._precision()
+        scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        net: torch.nn.Module = model
+        if self.dist.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda"):
+            net = torch.compile(net)
+        unbounded = cfg.steps >= 10**9
+        bar = tqdm(
+            total=None if unbounded else cfg.steps,
+            initial=step,
+            disable=self.quiet or not self.dist.is_main,
+            desc=f"train {model.family}",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        stopped, loss_value, evals = "done", float("nan"), {}
+        window_t, window_items, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
+        start = time.perf_counter() - elapsed
+        last_saved = step
+        try:
+            model.train()
+            while step < cfg.steps:
+                elapsed = time.perf_counter() - start
+                progress = step / cfg.steps
+                if cfg.time_budget > 0:
+                    progress = max(progress, elapsed / cfg.time_budget)
+                lr = lr_at(cfg, step, progress)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                total = torch.zeros((), device=device)
+                for micro in range(cfg.accumulate):
+                    batch = to_device(self.batches(step * cfg.accumulate + micro), device)
+                    sync = micro == cfg.accumulate - 1 or not self.dist.enabled
+                    with contextlib.nullcontext() if sync else net.no_sync(), _autocast(device, amp_dtype):
+                        loss = net(batch)
+                    scaled = loss / cfg.accumulate
+                    (scaler.scale(scaled) if scaler else scaled).backward()
+                    total += loss.detach().float()
+                loss_value = total.item() / cfg.accumulate
+                if not math.isfinite(loss_value):
+                    raise GenlabError(
+                        f"the loss became {loss_value} at step {step + 1}; stopped without saving it "
+                        f"(last checkpoint: step {last_saved}). Try a lower learning rate (--set lr=...)."
+                    )
+                if scaler:
+                    scaler.unscale_(opt)
+                grad_norm = (
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
+                    if cfg.grad_clip > 0
+                    else 0.0
+                )
+                if scaler:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                opt.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update(model)
+                step += 1
+                window_items += self.items_per_batch * cfg.accumulate * self.dist.world_size
+                window_loss, window_steps = window_loss + loss_value, window_steps + 1
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    speed = window_items / max(now - window_t, 1e-9)
+                    mean_loss = window_loss / window_steps
+                    window_t, window_items, window_loss, window_steps = now, 0, 0.0, 0
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", **{f"{self.unit}/s": f"{speed:,.0f}"})
+                    self._log(
+                        {
+                            "step": step,
+                            "loss": round(mean_loss, 6),
+                            "lr": lr,
+                            "grad_norm": round(grad_norm, 4),
+                            f"{self.unit}_per_s": round(speed, 1),
+                            "elapsed_s": round(now - start, 2),
+                        }
+                    )
+                if self.evaluate is not None and step % cfg.eval_every == 0 and step < cfg.steps:
+                    evals = self._run_eval(step)
+                elapsed = time.perf_counter() - start
+                out_of_time = cfg.time_budget > 0 and elapsed >= cfg.time_budget
+                stop = distributed.any_true(self._interrupted or out_of_time, self.dist, device)
+                if stop or step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    self._save(step, elapsed, opt, ema)
+                    last_saved = step
+                if stop:
+                    stopped = "interrupted" if self._interrupted else "time"
+                    break
+        finally:
+            bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if self.evaluate is not None and stopped != "interrupted":
+            evals = self._run_eval(step)
+        return TrainResult(step, loss_value, time.perf_counter() - start, stopped, evals)
+
+    def _run_eval(self, step: int) -> dict[str, Any]:
+        self.model.eval()
+        with torch.no_grad():
+            evals = self.evaluate(self.model) if self.dist.is_main else {}
+        self.model.train()
+        if self.dist.is_main:
+            self._log({"step": step, **evals})
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in evals.items() if isinstance(v, float))
+            tqdm.write(f"step {step}: {shown}", file=sys.stderr)
+        return evals
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 0
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,98 @@
+"""Shared fixtures: small corpora, tiny models, and a CLI runner that captures exit status and output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.cli import main
+from genlab.data.tokenizers import CharTokenizer
+
+# A 200-character text (the issue's "drive a 200-character text to near-zero loss").
+TEXT_200 = (
+    "In the beginning God created the heaven and the earth. And the earth was without form, and void; "
+    "and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters"
+)[:200]
+
+CORPUS = (
+    "the quick brown fox jumps over the lazy dog.\n"
+    "a stitch in time saves nine; the early bird catches the worm.\n"
+    "all that glitters is not gold, and the pen is mightier than the sword.\n"
+) * 40
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(CORPUS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def char_tok() -> CharTokenizer:
+    return CharTokenizer.train(CORPUS)
+
+
+class CLIResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:  # shown when an assertion fails
+        return f"CLIResult(code={self.code}, out={self.out[-800:]!r}, err={self.err[-800:]!r})"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``genlab ARGS`` in this process; returns exit code, stdout, stderr."""
+
+    def run(*args: str) -> CLIResult:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse usage errors
+            code = e.code if isinstance(e.code, int) else 1
+        captured = capsys.readouterr()
+        return CLIResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_genlab(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run genlab in a fresh process (for signals, torchrun and real exit codes)."""
+    return subprocess.run(
+        [sys.executable, "-m", "genlab", *map(str, args)], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """Tiny checkpoints of each text family, trained once per test session by the library."""
+    from genlab.train.text import train_text
+
+    root = tmp_path_factory.mktemp("runs")
+    data = root / "corpus.txt"
+    data.write_text(CORPUS, encoding="utf-8")
+    small = {"steps": 30, "batch_size": 8, "block_size": 32, "eval_every": 1000, "ckpt_every": 1000}
+    runs = {
+        "gpt": dict(family="gpt", overrides=small | {"n_layer": 1, "n_head": 2, "n_embd": 32}),
+        "lstm": dict(family="lstm", overrides=small | {"n_layer": 1, "n_embd": 16, "n_hidden": 32}),
+        "ngram": dict(family="ngram", overrides={"order": 4}),
+        "gpt-bpe": dict(
+            family="gpt", tokenizer="bpe", vocab_size=300, overrides=small | {"n_layer": 1, "n_head": 2, "n_embd": 32}
+        ),
+    }
+    out = {}
+    for name, kw in runs.items():
+        train_text(data=str(data), out=root / name, quiet=True, **kw)
+        out[name] = root / name
+    out["data"] = data
+    return out
