@@ -1,0 +1,108 @@
+"""Reading and writing images, and the sample photos that ship offline.
+
+Every reader returns float32 arrays in [0, 1], ``H×W×3`` (RGB) or ``H×W`` (grey), whatever the file holds:
+8- or 16-bit, grey, palette, CMYK, with or without alpha (alpha is composited over white).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from genlab.errors import GenlabError
+from genlab.io import atomic_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+#: photos bundled with scikit-image (``skimage.data``) and scikit-learn (``load_sample_images``)
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "horse",
+                  "logo", "moon", "page", "rocket", "text")  # fmt: skip
+SKLEARN_PHOTOS = ("china", "flower")
+
+
+def _to_float(img: Image.Image) -> np.ndarray:
+    """PIL image of any mode → float32 RGB or grey in [0, 1]."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        return np.clip(arr / top, 0, 1).astype(np.float32)
+    if img.mode == "F":
+        return np.clip(np.asarray(img, dtype=np.float32), 0, 1)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("RGB", "L") and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba).convert("RGB")
+    if img.mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def bundled_image(name: str) -> np.ndarray:
+    """A sample photo shipped by scikit-image or scikit-learn, as float32 in [0, 1]."""
+    if name in SKIMAGE_PHOTOS:
+        import skimage.data
+
+        arr = getattr(skimage.data, name)()
+    elif name in SKLEARN_PHOTOS:
+        from sklearn.datasets import load_sample_image
+
+        arr = load_sample_image(f"{name}.jpg")
+    else:
+        raise GenlabError(f"unknown sample photo {name!r}; bundled: {', '.join(SKIMAGE_PHOTOS + SKLEARN_PHOTOS)}")
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 4:  # e.g. logo: RGBA
+        return _to_float(Image.fromarray(arr))
+    return (arr.astype(np.float32) / (65535.0 if arr.dtype == np.uint16 else 255.0)).astype(np.float32)
+
+
+def read_image(src: str | Path, *, grey: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """An image file (or a bundled photo's name) as float32 in [0, 1]: ``H×W×3``, or ``H×W`` with ``grey``.
+
+    ``max_pixels`` guards against huge inputs with a clear message instead of running out of memory.
+    """
+    path = Path(src).expanduser()
+    if not path.exists() and str(src) in SKIMAGE_PHOTOS + SKLEARN_PHOTOS:
+        arr = bundled_image(str(src))
+    else:
+        if not path.is_file():
+            raise GenlabError(f"{src}: no such image file")
+        try:
+            with Image.open(path) as img:
+                w, h = img.size
+                if max_pixels is not None and w * h > max_pixels:
+                    raise GenlabError(
+                        f"{src}: {w}×{h} = {w * h:,} pixels is more than --max-pixels {max_pixels:,}; "
+                        "downscale it or raise --max-pixels"
+                    )
+                img.load()
+                arr = _to_float(img)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise GenlabError(f"{src}: not a readable image ({e})") from None
+    if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
+        h, w = arr.shape[:2]
+        raise GenlabError(f"{src}: {w}×{h} pixels is more than --max-pixels {max_pixels:,}")
+    if grey and arr.ndim == 3:
+        return (arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.float32)
+    if not grey and arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, axis=2)
+    return arr
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_image(path: str | Path, arr: np.ndarray) -> Path:
+    """Write a float image in [0, 1] (``H×W``, ``H×W×1`` or ``H×W×3``) atomically; format from the suffix."""
+    path = Path(path)
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(arr)).save(tmp, format=fmt)
+    return path
