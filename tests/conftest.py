@@ -27,7 +27,7 @@ CORPUS = (
 
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # small tensors: one thread avoids OpenMP spin-waits; pytest -n 2 uses both cores
     yield
 
 
@@ -96,3 +96,44 @@ def trained(tmp_path_factory) -> dict[str, Path]:
         out[name] = root / name
     out["data"] = data
     return out
+
+
+TINY_DIFFUSION = {
+    "image_size": 8,
+    "base_channels": 16,
+    "channel_mult": "1,2",
+    "attn_resolutions": "4",
+    "num_res_blocks": 1,
+    "steps": 20,
+    "batch_size": 16,
+    "eval_every": 10,
+    "sample_every": 20,
+    "ckpt_every": 1000,
+    "eval_batches": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def image_runs(tmp_path_factory) -> dict[str, Path]:
+    """Tiny digits models trained once per session: conditional and unconditional diffusion, two classifiers."""
+    from genlab.train.image import train_image
+
+    root = tmp_path_factory.mktemp("image-runs")
+    small_clf = {
+        "image_size": 8,
+        "base_channels": 16,
+        "channel_mult": "1,2",
+        "steps": 30,
+        "batch_size": 32,
+        "eval_every": 1000,
+        "ckpt_every": 1000,
+    }
+    runs = {
+        "cond": dict(family="diffusion", overrides=TINY_DIFFUSION),
+        "uncond": dict(family="diffusion", overrides=TINY_DIFFUSION | {"num_classes": 0}),
+        "clf": dict(family="classifier", overrides=small_clf),
+        "noisy": dict(family="classifier", overrides=small_clf | {"noisy": True}),
+    }
+    for name, kw in runs.items():
+        train_image(data="digits", out=root / name, quiet=True, **kw)
+    return {name: root / name for name in runs}

@@ -23,11 +23,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from genlab.models.base import GenerativeModel
 
 
-def load(path: str | Path | None = None, *, task: str = "text", device: str | None = None) -> GenerativeModel:
+def load(path: str | Path | None = None, *, task: str | None = None, device: str | None = None) -> GenerativeModel:
     """Load a checkpoint directory (``config.json`` + ``model.safetensors`` + extras) as a ready model.
 
-    With no ``path``, loads the shipped default model for ``task``. Imports torch lazily so that
-    ``import genlab`` stays cheap.
+    With no ``path``, loads the shipped default model for ``task`` (``"text"`` unless given: also ``"image"``,
+    ``"classifier"``, ``"guidance"``); with a path, ``task`` checks what the checkpoint holds. Imports torch
+    lazily so that ``import genlab`` stays cheap.
     """
     from genlab.train.checkpoint import load_model
 

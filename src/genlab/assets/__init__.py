@@ -9,7 +9,12 @@ from genlab.errors import GenlabError
 ROOT = Path(__file__).parent
 
 #: task -> folder of the default model for it
-DEFAULTS: dict[str, str] = {"text": "gpt-kjv"}
+DEFAULTS: dict[str, str] = {
+    "text": "gpt-kjv",  # genlab generate text
+    "image": "diffusion-digits",  # genlab generate image
+    "classifier": "classifier-digits",  # features and class accuracy for genlab eval image --data digits
+    "guidance": "classifier-digits-noisy",  # classifier guidance for the default image model
+}
 
 
 def default_model(task: str) -> Path:

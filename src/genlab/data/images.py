@@ -17,8 +17,22 @@ from genlab.io import atomic_path
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 #: photos bundled with scikit-image (``skimage.data``) and scikit-learn (``load_sample_images``)
-SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "horse",
-                  "logo", "moon", "page", "rocket", "text")  # fmt: skip
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "horse",
+    "logo",
+    "moon",
+    "page",
+    "rocket",
+    "text",
+)
 SKLEARN_PHOTOS = ("china", "flower")
 
 
@@ -106,3 +120,22 @@ def write_image(path: str | Path, arr: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(arr)).save(tmp, format=fmt)
     return path
+
+
+def image_grid(images: np.ndarray, nrow: int, pad: int = 1, scale: int = 1) -> np.ndarray:
+    """``N×C×H×W`` (or ``N×H×W×C``) images in [0, 1] → one ``H'×W'×3`` grid, ``nrow`` images per row, each
+    enlarged ``scale``× (nearest neighbour, so small images stay crisp)."""
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim == 4 and arr.shape[1] in (1, 3) and arr.shape[-1] not in (1, 3):
+        arr = arr.transpose(0, 2, 3, 1)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if scale > 1:
+        arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
+    n, h, w, _ = arr.shape
+    rows = -(-n // nrow)
+    grid = np.ones((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = arr[i]
+    return grid

@@ -15,14 +15,17 @@ FAMILIES: dict[str, str] = {
     "ngram": "genlab.models.ngram:NGramLM",
     "lstm": "genlab.models.rnn:LSTMLM",
     "gpt": "genlab.models.gpt:GPT",
+    "diffusion": "genlab.models.diffusion:DiffusionModel",
+    "classifier": "genlab.models.classifier:ImageClassifier",
 }
 
 
-def get_family(name: str, modality: str | None = None) -> type:
-    """The model class registered as ``name``; a clear error lists the valid names."""
-    valid = [f for f in FAMILIES if modality is None or family_modality(f) == modality]
+def get_family(name: str, modality: str | tuple[str, ...] | None = None) -> type:
+    """The model class registered as ``name`` (of ``modality``, if given); a clear error lists the valid names."""
+    wanted = (modality,) if isinstance(modality, str) else modality
+    valid = [f for f in FAMILIES if wanted is None or family_modality(f) in wanted]
     if name not in FAMILIES or name not in valid:
-        what = f"{modality} family" if modality else "family"
+        what = f"{'/'.join(wanted)} family" if wanted else "family"
         raise GenlabError(f"unknown {what} {name!r}; choose one of: {', '.join(valid)}")
     module, cls = FAMILIES[name].split(":")
     return getattr(importlib.import_module(module), cls)

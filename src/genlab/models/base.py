@@ -36,6 +36,7 @@ class GenerativeModel(nn.Module):
     def __init__(self, config: Any) -> None:
         super().__init__()
         self.config = config
+        self.run: dict[str, Any] = {}  # config.json's "run" record once loaded from a checkpoint
 
     def forward(self, batch: Any) -> torch.Tensor:
         # The Trainer calls the module itself (so DDP and torch.compile wrap the objective).

@@ -97,19 +97,19 @@ class LSTMLM(LanguageModel):
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.n_hidden, c.vocab_size)
 
-    def run(self, idx: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+    def unroll(self, idx: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """``B×T`` ids and a state → ``B×T×V`` logits and the state after the last token."""
         h, state = self.lstm(self.drop(self.emb(idx)), state)
         return self.head(self.drop(h)), state
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.run(idx)[0]
+        return self.unroll(idx)[0]
 
     def init_state(self, batch_size: int, *, cache: bool = True) -> State:
         return None
 
     def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        logits, state = self.run(ids, state)
+        logits, state = self.unroll(ids, state)
         return logits[:, -1], state
 
     @torch.inference_mode()
@@ -127,7 +127,7 @@ class LSTMLM(LanguageModel):
         out = torch.empty(S, L, device=self.device)
         state: State = None
         for t0 in range(0, L, chunk):
-            logits, state = self.run(inp[:, t0 : t0 + chunk], state)
+            logits, state = self.unroll(inp[:, t0 : t0 + chunk], state)
             lp = F.log_softmax(logits.float(), dim=-1)
             out[:, t0 : t0 + chunk] = lp.gather(-1, tgt[:, t0 : t0 + chunk, None])[..., 0]
         return out.view(-1)[:M]

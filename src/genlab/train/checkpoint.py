@@ -152,7 +152,10 @@ def load_model(
     ``task`` (``"text"``, ``"image"``, ...) checks that the checkpoint is of that modality. With
     ``ema`` the averaged weights (``ema.safetensors``) are used where the run kept them.
     """
-    d = Path(path) if path is not None else default_model(task or "text")
+    if path is None:  # a shipped default is right for its task by construction
+        d, task = default_model(task or "text"), None
+    else:
+        d = Path(path)
     cfg = read_config(d)
     cls = get_family(cfg["family"])
     if task is not None and cls.modality != task:
@@ -161,6 +164,7 @@ def load_model(
     weights = d / EMA_FILE if ema and (d / EMA_FILE).is_file() else d / WEIGHTS_FILE
     model.load_weights(read_weights(weights))
     model.load_extras(d)
+    model.run = cfg.get("run", {})  # how it was trained: data source, class names, trainer config
     if device is not None:
         model.to(device)
     return model.eval()

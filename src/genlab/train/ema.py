@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -24,3 +27,18 @@ class EMA:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for n, t in state.items():
             self.shadow[n].copy_(t)
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module) -> Iterator[None]:
+        """Run the body with the averaged weights in ``model``; the training weights come back after."""
+        params = dict(model.named_parameters())
+        backup = {n: p.detach().clone() for n, p in params.items()}
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(self.shadow[n])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in params.items():
+                    p.copy_(backup[n])

@@ -9,26 +9,15 @@ from typing import Any
 
 import torch
 
-from genlab.config import apply_overrides, field_names, from_dict
 from genlab.data.text import TokenBatches, load_text, split_text
 from genlab.data.tokenizers import load_tokenizer, train_tokenizer
 from genlab.errors import GenlabError
 from genlab.eval.text import evaluate_text, mean_block_loss
-from genlab.models import get_family
 from genlab.runtime import best_device, seed_everything
 from genlab.train import distributed
-from genlab.train.checkpoint import CONFIG_FILE, STATE_FILE, read_config, save_model
-from genlab.train.trainer import METRICS_FILE, TrainConfig, Trainer
-
-
-def resolve_configs(cls: type, preset: str, overrides: dict[str, Any]) -> tuple[Any, TrainConfig]:
-    """The model and trainer configs: defaults, then the preset, then explicit overrides."""
-    if preset not in cls.presets:
-        raise GenlabError(f"unknown preset {preset!r} for {cls.family}; choose one of: {', '.join(cls.presets)}")
-    mcfg, tcfg = cls.Config(), TrainConfig()
-    apply_overrides([mcfg, tcfg], cls.presets[preset], source=f"preset {preset}")
-    apply_overrides([mcfg, tcfg], overrides)
-    return mcfg, tcfg
+from genlab.train.checkpoint import save_model
+from genlab.train.runs import plan_run
+from genlab.train.trainer import METRICS_FILE, Trainer
 
 
 def train_text(
@@ -51,30 +40,13 @@ def train_text(
     ``overrides`` may set any model or trainer field (``steps``, ``seed``, ``time_budget`` included).
     """
     out = Path(out)
-    overrides = dict(overrides or {})
+    plan = plan_run(out, modality="text", family=family, preset=preset, overrides=dict(overrides or {}), resume=resume)
+    cls, mcfg, tcfg = plan.cls, plan.model_config, plan.train_config
     if resume:
-        saved = read_config(out) if (out / CONFIG_FILE).is_file() else None
-        if saved is None or not (out / STATE_FILE).is_file():
-            raise GenlabError(f"{out}: nothing to resume ({STATE_FILE} is missing); start without --resume")
-        cls = get_family(saved["family"], "text")
-        mcfg = from_dict(cls.Config, saved["config"])
-        run = saved.get("run", {})
-        tcfg = from_dict(TrainConfig, run.get("train", {}))
-        model_keys = [k for k in overrides if k in field_names(mcfg)]
-        if model_keys:
-            raise GenlabError(f"--resume cannot change the model's shape ({', '.join(model_keys)})")
-        apply_overrides([tcfg], overrides)
-        data = data or run.get("data")
-        val_fraction = run.get("val_fraction", val_fraction)
-        if data is None:
-            raise GenlabError("--data is required (the run does not record its data source)")
-    else:
-        if (out / CONFIG_FILE).exists() or (out / STATE_FILE).exists():
-            raise GenlabError(f"{out} already holds a run; continue it with --resume or choose another --out")
-        if data is None:
-            raise GenlabError("--data is required: a .txt file, a folder, a .jsonl file, or 'kjv'")
-        cls = get_family(family, "text")
-        mcfg, tcfg = resolve_configs(cls, preset, overrides)
+        data = data or plan.saved.get("data")
+        val_fraction = plan.saved.get("val_fraction", val_fraction)
+    if data is None:
+        raise GenlabError("--data is required: a .txt file, a folder, a .jsonl file, or 'kjv'")
 
     text = load_text(data)
     train_part, val_part = split_text(text, val_fraction)

@@ -62,6 +62,7 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay (e.g. 0.999); 0 disables
     eval_every: int = 250
     eval_batches: int = 20
+    sample_every: int = 0  # write samples every N steps (families that draw images); 0 disables
     log_every: int = 10
     ckpt_every: int = 500
     time_budget: float = 0.0  # seconds; > 0 stops then and shapes the cosine by elapsed time
@@ -71,6 +72,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         positive = ("steps", "batch_size", "accumulate", "eval_every", "eval_batches", "log_every", "ckpt_every")
+        if self.sample_every < 0:
+            raise GenlabError(f"sample_every={self.sample_every}: must be ≥ 0 (0 disables)")
         for name in positive:
             if getattr(self, name) < 1:
                 raise GenlabError(f"{name}={getattr(self, name)}: must be at least 1")
@@ -133,8 +136,9 @@ class Trainer:
     """Optimizes ``model.loss`` on ``batches(i)`` (the i-th micro-batch) and writes into ``out_dir``.
 
     ``evaluate(model)`` returns figures (e.g. ``{"val_loss": ...}``) every ``eval_every`` steps and at
-    the end. ``items_per_batch`` and ``unit`` name the speed shown (e.g. tokens). ``run`` is recorded
-    in config.json.
+    the end; ``on_sample(model, step)`` writes samples every ``sample_every`` steps. Both see the EMA
+    weights when the run keeps an EMA. ``items_per_batch`` and ``unit`` name the speed shown (e.g.
+    tokens). ``run`` is recorded in config.json.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class Trainer:
         batches: Callable[[int], Any],
         out_dir: str | Path,
         evaluate: Callable[[GenerativeModel], dict[str, Any]] | None = None,
+        on_sample: Callable[[GenerativeModel, int], None] | None = None,
         items_per_batch: int = 0,
         unit: str = "ex",
         run: dict[str, Any] | None = None,
@@ -158,6 +163,8 @@ class Trainer:
         self.batches = batches
         self.out = Path(out_dir)
         self.evaluate = evaluate
+        self.on_sample = on_sample
+        self._ema: EMA | None = None
         self.items_per_batch = items_per_batch or config.batch_size
         self.unit = unit
         self.run = run or {}
@@ -220,7 +227,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         model.to(device)
         opt = make_optimizer(model, cfg, device)
-        ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+        ema = self._ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
         step, elapsed = 0, 0.0
         if resume:
             state = load_train_state(self.out)
@@ -317,6 +324,8 @@ class Trainer:
                     )
                 if self.evaluate is not None and step % cfg.eval_every == 0 and step < cfg.steps:
                     evals = self._run_eval(step)
+                if self.on_sample is not None and cfg.sample_every and step % cfg.sample_every == 0:
+                    self._run_sample(step)
                 elapsed = time.perf_counter() - start
                 out_of_time = cfg.time_budget > 0 and elapsed >= cfg.time_budget
                 stop = distributed.any_true(self._interrupted or out_of_time, self.dist, device)
@@ -332,11 +341,24 @@ class Trainer:
                 signal.signal(signal.SIGINT, previous)
         if self.evaluate is not None and stopped != "interrupted":
             evals = self._run_eval(step)
+        if self.on_sample is not None and cfg.sample_every and step % cfg.sample_every and stopped != "interrupted":
+            self._run_sample(step)
         return TrainResult(step, loss_value, time.perf_counter() - start, stopped, evals)
+
+    def _averaged(self) -> contextlib.AbstractContextManager:
+        return self._ema.applied(self.model) if self._ema is not None else contextlib.nullcontext()
+
+    def _run_sample(self, step: int) -> None:
+        if self.dist.is_main:
+            self.model.eval()
+            with torch.no_grad(), self._averaged():
+                self.on_sample(self.model, step)
+            self.model.train()
+        distributed.barrier(self.dist)
 
     def _run_eval(self, step: int) -> dict[str, Any]:
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._averaged():
             evals = self.evaluate(self.model) if self.dist.is_main else {}
         self.model.train()
         if self.dist.is_main:

@@ -1,0 +1,30 @@
+"""``genlab export``: the inference part of a checkpoint, optionally in half precision."""
+
+from __future__ import annotations
+
+import argparse
+
+from genlab.cli.common import Formatter
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from genlab.train.checkpoint import export_checkpoint
+
+    out = export_checkpoint(args.model_dir, args.out, dtype=args.dtype)
+    print(f"wrote {out}")
+    return 0
+
+
+def add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="copy a checkpoint for inference (optionally in half precision)",
+        formatter_class=Formatter,
+        description="Writes config.json, model.safetensors (the EMA weights where the run kept them) and the "
+        "family's extras to --out, without training state; --dtype float16 halves the size.",
+        epilog="example:\n  genlab export runs/gpt-kjv --out my-model --dtype float16\n",
+    )
+    p.add_argument("model_dir", metavar="DIR", help="checkpoint directory")
+    p.add_argument("--out", required=True, help="destination directory")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="weight precision")
+    p.set_defaults(func=cmd_export)

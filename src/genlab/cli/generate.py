@@ -1,0 +1,226 @@
+"""``genlab generate``: text or images from a trained model (the shipped one by default)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from genlab.cli.common import Formatter, json_out
+from genlab.errors import GenlabError
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    if args.n is None:
+        args.n = 1 if args.modality == "text" else 16
+    if args.n < 1:
+        raise GenlabError(f"--n {args.n}: must be at least 1")
+    return _generate_text(args) if args.modality == "text" else _generate_image(args)
+
+
+def _generate_text(args: argparse.Namespace) -> int:
+    import genlab
+    from genlab.io import write_text
+    from genlab.runtime import best_device, make_generator
+    from genlab.sampling.text import check_controls, generate
+
+    check_controls(args.temperature, args.top_k, args.top_p, args.max_tokens)
+    device = best_device(args.device)
+    model = genlab.load(args.model, task="text", device=device)
+    generator = make_generator(args.seed, device)
+    stream = args.stream and not args.json and args.n == 1
+    if stream:
+        sys.stdout.write(args.prompt)
+        sys.stdout.flush()
+
+    def emit(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    gen = generate(
+        model,
+        args.prompt,
+        n=args.n,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        stop=args.stop or (),
+        generator=generator,
+        on_text=emit if stream else None,
+        cache=not args.no_cache,
+    )
+    if args.out:
+        write_text(args.out, "\n\n".join(args.prompt + t for t in gen.texts) + "\n")
+    if args.json:
+        json_out(
+            {
+                "prompt": args.prompt,
+                "samples": gen.texts,
+                "new_tokens": gen.new_tokens,
+                "seconds": round(gen.seconds, 4),
+                "tokens_per_s": round(gen.tokens_per_s, 1),
+            }
+        )
+    elif stream:
+        sys.stdout.write("\n")
+    elif not args.out:
+        print("\n\n".join(args.prompt + t for t in gen.texts))
+    else:
+        print(f"wrote {args.n} sample(s) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _guidance_classifier(args: argparse.Namespace, device: Any) -> Any:
+    import genlab
+
+    if not args.classifier_scale:
+        return None
+    if args.classifier is None and args.model is not None:
+        raise GenlabError("--classifier-scale needs --classifier DIR (a classifier trained with --set noisy=true)")
+    from genlab.assets import default_model
+
+    return genlab.load(args.classifier or default_model("guidance"), task="classifier", device=device)
+
+
+def sampler_controls(args: argparse.Namespace, model: Any, device: Any) -> dict[str, Any]:
+    return dict(
+        sampler=args.sampler,
+        steps=args.steps,
+        eta=args.eta,
+        spacing=args.spacing,
+        variance=args.variance,
+        guidance=args.guidance,
+        classifier=_guidance_classifier(args, device),
+        classifier_scale=args.classifier_scale,
+    )
+
+
+def _generate_image(args: argparse.Namespace) -> int:
+    import math
+    import time
+
+    import genlab
+    from genlab.runtime import best_device, make_generator
+    from genlab.sampling.images import class_index, interpolation_inputs, save_images
+
+    device = best_device(args.device)
+    model = genlab.load(args.model, task="image", device=device)
+    controls = sampler_controls(args, model, device)
+    g = make_generator(args.seed, device)
+    start = time.perf_counter()
+    if args.interpolate:
+        ends = [e.strip() for e in args.interpolate.split(",")]
+        through = args.through or ("noise" if all(e.lstrip("-").isdigit() for e in ends) else "diffused")
+        images, classes = interpolation_inputs(model, ends, through)
+        for key in ("classifier", "classifier_scale") + (("guidance",) if through == "noise" else ()):
+            del controls[key]
+        out_images = model.interpolate(
+            args.frames,
+            through=through,
+            images=images,
+            classes=classes,
+            strength=args.strength,
+            generator=g,
+            **controls,
+        )
+        nrow = args.frames
+    else:
+        y = class_index(model, args.class_) if args.class_ is not None else None
+        out_images = model.sample(args.n, y, generator=g, progress=not args.json, **controls)
+        nrow = min(args.n, max(1, math.ceil(math.sqrt(args.n))))
+    seconds = time.perf_counter() - start
+    written = save_images(
+        out_images, args.out or "samples.png", nrow=nrow, scale=args.scale or max(1, 48 // model.config.image_size)
+    )
+    n = out_images.shape[0]
+    if args.json:
+        json_out(
+            {
+                "out": written,
+                "images": n,
+                "seconds": round(seconds, 3),
+                "images_per_s": round(n / seconds, 2),
+                "sampler": args.sampler,
+                "steps": args.steps,
+            }
+        )
+    else:
+        print(f"wrote {written} ({n} images in {seconds:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def add_sampler_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("image sampling")
+    g.add_argument(
+        "--sampler",
+        default="ddim",
+        choices=["ddpm", "ddim", "dpmpp"],
+        help="ddpm: ancestral (Algorithm 2); ddim: deterministic at --eta 0; dpmpp: DPM-Solver++(2M)",
+    )
+    g.add_argument("--steps", type=int, default=50, help="denoising steps = model evaluations (ddpm: 1000 is exact)")
+    g.add_argument("--eta", type=float, default=0.0, help="ddim: 0 deterministic … 1 DDPM-like noise")
+    g.add_argument(
+        "--spacing",
+        default="auto",
+        choices=["auto", "uniform", "quadratic", "logsnr"],
+        help="timesteps to visit: uniform in t, quadratic (dense near 0), uniform in log-SNR; auto: logsnr for dpmpp",
+    )
+    g.add_argument("--variance", default="beta", choices=["beta", "beta_tilde"], help="ddpm: σ²=β or the posterior β̃")
+    g.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance w (0 = the plain model)")
+    g.add_argument("--classifier", help="noisy-image classifier for classifier guidance (DIR)")
+    g.add_argument(
+        "--classifier-scale",
+        type=float,
+        default=0.0,
+        dest="classifier_scale",
+        help="classifier guidance scale s on ∇ log p(y|x_t)",
+    )
+
+
+def add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="sample from a model (the shipped one by default)",
+        formatter_class=Formatter,
+        description="Generate text or images with a trained model (the shipped default when --model is omitted). "
+        "Text: temperature, top-k and top-p (nucleus) sampling, stop strings, a KV cache so each token costs one "
+        "step; an empty prompt starts after a newline; a prompt longer than the context keeps its last tokens. "
+        "Images: DDPM, DDIM or DPM-Solver++ sampling, class conditions, classifier-free and classifier guidance, "
+        "interpolation; --out X.png writes a grid, --out DIR/ one PNG per sample.",
+        epilog="""examples:
+  genlab generate text --prompt "In the beginning" --max-tokens 200 --seed 1
+  genlab generate text --model runs/my-gpt --prompt "..." --temperature 0.8 --top-k 50 --top-p 0.95 --stream
+  genlab generate text --prompt "And" --stop "." --n 4 --json
+  genlab generate image --class 7 --n 16 --sampler ddim --steps 50 --guidance 3 --seed 0 --out sevens.png
+  genlab generate image --model runs/photos --n 64 --sampler dpmpp --steps 20 --out samples/
+  genlab generate image --class 3 --classifier-scale 2 --out threes.png      # classifier guidance
+  genlab generate image --model runs/digits --interpolate 0,1 --frames 8 --out morph.png
+  genlab generate image --interpolate a.png,b.png --through diffused --strength 0.5 --out morph.png
+""",
+    )
+    p.add_argument("modality", choices=["text", "image"], help="what to generate")
+    p.add_argument("--model", help="checkpoint directory (default: the shipped model)")
+    p.add_argument("--n", type=int, default=None, help="number of samples (text 1, images 16)")
+    p.add_argument("--seed", type=int, help="random seed: the same seed repeats the output on the same device")
+    p.add_argument("--out", help="text: a file for the samples; images: X.png (a grid) or DIR/ (default samples.png)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the samples/figures and speed")
+    t = p.add_argument_group("text")
+    t.add_argument("--prompt", default="", help="text to continue")
+    t.add_argument("--max-tokens", type=int, default=200, dest="max_tokens", help="tokens to generate")
+    t.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
+    t.add_argument("--top-k", type=int, default=0, dest="top_k", help="keep the k most likely tokens (0 = all)")
+    t.add_argument("--top-p", type=float, default=1.0, dest="top_p", help="keep the smallest set with this probability")
+    t.add_argument("--stop", action="append", metavar="TEXT", help="stop when this string appears (repeatable)")
+    t.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    t.add_argument("--no-cache", action="store_true", dest="no_cache", help="recompute the context each step")
+    i = p.add_argument_group("image")
+    i.add_argument("--class", dest="class_", metavar="K", help="class index or name (class-conditional models)")
+    i.add_argument("--scale", type=int, default=None, help="enlarge written images K× (nearest; default: to ≥48 px)")
+    i.add_argument("--interpolate", metavar="A,B", help="morph between two image files or two classes")
+    i.add_argument("--frames", type=int, default=8, help="interpolation frames")
+    i.add_argument("--through", choices=["diffused", "noise"], help="interpolate diffused images or slerped noise")
+    i.add_argument("--strength", type=float, default=0.5, help="diffused interpolation: noise level t/T")
+    add_sampler_args(p)
+    p.set_defaults(func=cmd_generate)

@@ -1,0 +1,121 @@
+"""``genlab train``: a model on your data or a bundled set."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from genlab.cli.common import Formatter, json_out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from genlab.config import parse_set
+
+    overrides: dict[str, Any] = parse_set(args.set)
+    for key in ("steps", "seed", "time_budget"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides.setdefault(key, value)
+    if args.time_budget and args.steps is None and "steps" not in overrides and not args.resume:
+        overrides["steps"] = 10**9  # the time budget alone decides when to stop
+    common = dict(
+        data=args.data,
+        out=args.out,
+        preset=args.preset,
+        overrides=overrides,
+        resume=args.resume,
+        device=args.device,
+        quiet=args.quiet,
+    )
+    if args.modality == "text":
+        from genlab.train.text import train_text
+
+        summary = train_text(
+            family=args.model or "gpt",
+            tokenizer=args.tokenizer,
+            vocab_size=args.vocab_size,
+            val_fraction=args.val_fraction or 0.1,
+            **common,
+        )
+    else:
+        from genlab.train.image import train_image
+
+        if args.size is not None:
+            overrides.setdefault("image_size", args.size)
+        summary = train_image(
+            family=args.model or "diffusion", strict=args.strict, val_fraction=args.val_fraction or 0.2, **common
+        )
+    if summary.get("stopped") == "interrupted":
+        print(
+            f"genlab: interrupted at step {summary['step']}; the checkpoint in {args.out} is saved. "
+            "Continue with the same command and --resume.",
+            file=sys.stderr,
+        )
+        return 130
+    if args.json:
+        json_out(summary)
+    else:
+        held = summary.get("held_out") or {}
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in held.items() if isinstance(v, float))
+        print(
+            f"saved {summary.get('family', 'model')} to {args.out} (step {summary.get('step', 0)})"
+            + (f"; held out: {figures}" if figures else "")
+        )
+    return 0
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on your data or a bundled set",
+        formatter_class=Formatter,
+        description="Train a model and save a checkpoint directory (config.json, model.safetensors, tokenizer.json, "
+        "metrics.jsonl, train_state.pt). Progress shows loss, speed and ETA; Ctrl-C saves a checkpoint that "
+        "--resume continues exactly.",
+        epilog="""examples:
+  genlab train text --data kjv --model gpt --preset tiny --out runs/kjv-gpt
+  genlab train text --data my.txt --model gpt --set n_layer=4 --set n_embd=128 --set block_size=64 --steps 2000 --out runs/x
+  genlab train text --data my.txt --model ngram --set order=5 --tokenizer char --out runs/my-5gram
+  genlab train text --data my.txt --model lstm --time-budget 300 --out runs/lstm
+  genlab train text --out runs/x --resume                # continue where an interrupted run stopped
+  genlab train image --data digits --model diffusion --preset tiny --out runs/digits     # minutes on a CPU
+  genlab train image --data ~/photos --size 64 --model diffusion --preset small --out runs/photos
+  genlab train image --data digits --model classifier --set noisy=true --out runs/noisy-clf   # for guidance
+  torchrun --nproc_per_node 2 -m genlab train text ...  # data parallel on several processes/GPUs
+
+families: text gpt (decoder-only transformer), lstm (recurrent), ngram (counts with Kneser-Ney or Witten-Bell
+smoothing); image diffusion (DDPM UNet; class-conditional when the data has labels), classifier (p(y|x), clean or
+noisy images).
+--set takes any model field (gpt: block_size n_layer n_head n_embd dropout bias; lstm: block_size n_layer n_embd
+n_hidden dropout; ngram: order smoothing discount; diffusion: image_size base_channels channel_mult num_res_blocks
+attn_resolutions dropout cond_drop timesteps schedule prediction num_classes; classifier: base_channels channel_mult
+num_res_blocks dropout noisy) or trainer field (steps batch_size accumulate lr min_lr warmup weight_decay beta1 beta2
+grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_budget precision compile seed).
+""",
+    )
+    p.add_argument("modality", choices=["text", "image"], help="what to model")
+    p.add_argument(
+        "--data", help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes"
+    )
+    p.add_argument("--out", required=True, help="run directory (the checkpoint is written here)")
+    p.add_argument("--model", help="family: text gpt (default), lstm, ngram; image diffusion (default), classifier")
+    p.add_argument("--preset", default="tiny", help="size preset: tiny (CPU, minutes), small (CPU, ~hour), base (GPU)")
+    p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
+    p.add_argument("--time-budget", type=float, dest="time_budget", help="stop after this many seconds")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any model or trainer field (repeatable)")
+    p.add_argument(
+        "--tokenizer", default="char", choices=["char", "bpe"], help="text: character-level or byte-level BPE"
+    )
+    p.add_argument("--vocab-size", type=int, default=1024, dest="vocab_size", help="text: BPE vocabulary size")
+    p.add_argument("--size", type=int, help="image: training size in pixels (default: the preset's)")
+    p.add_argument("--strict", action="store_true", help="image: an unreadable file is an error, not skipped")
+    p.add_argument(
+        "--val-fraction", type=float, dest="val_fraction", help="held out: text its last 10%%, images a random 20%%"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_train)

@@ -1,0 +1,364 @@
+"""Denoising diffusion: learn to reverse a gradual noising of the data (Ho et al. 2020).
+
+Formulation: a fixed forward process adds Gaussian noise over T steps, q(x_t | x_0) = N(√ᾱ_t x_0, (1-ᾱ_t) I),
+until x_T is pure noise; the model learns the reverse steps p_θ(x_{t-1} | x_t), conditioned on a class y when the
+data has labels. Maximizing the variational bound reduces, up to weighting, to predicting the added noise.
+Representation: the UNet of :mod:`genlab.nn.unet` (timestep and class embeddings, self-attention).
+Objective (DDPM Algorithm 1): t ~ U{0 … T-1}, ε ~ N(0, I), minimize ‖ε − ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t, y)‖²;
+or, with ``prediction="v"``, ‖v − v_θ‖² with v = √ᾱ_t ε − √(1-ᾱ_t) x_0 (Salimans & Ho 2022). With probability
+``cond_drop`` the class is replaced by "no class", so one network learns p(x | y) and p(x) for classifier-free
+guidance.
+Inference: the samplers of :mod:`genlab.sampling.diffusion` (DDPM ancestral, DDIM, DPM-Solver++(2M)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genlab.errors import GenlabError
+from genlab.models.base import GenerativeModel
+from genlab.nn.unet import UNet
+from genlab.sampling import diffusion as S
+
+
+def parse_ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
+    except ValueError:
+        raise GenlabError(f"{name}={text!r}: expected comma-separated integers, e.g. 1,2,2") from None
+    return values
+
+
+@dataclass
+class DiffusionConfig:
+    image_size: int = 16
+    channels: int = 1  # set from the data
+    num_classes: int = 0  # set from the data: 0 = unconditional
+    base_channels: int = 32
+    channel_mult: str = "1,2,2"
+    num_res_blocks: int = 2
+    attn_resolutions: str = "8"
+    dropout: float = 0.1
+    cond_drop: float = 0.1  # probability of training without the class (enables classifier-free guidance)
+    timesteps: int = 1000
+    schedule: str = "linear"  # linear | cosine
+    prediction: str = "eps"  # eps | v
+
+    def validate(self) -> None:
+        mult = parse_ints(self.channel_mult, "channel_mult")
+        parse_ints(self.attn_resolutions, "attn_resolutions")
+        if not mult or min(mult) < 1 or self.base_channels < 1 or self.num_res_blocks < 1:
+            raise GenlabError("diffusion: channel_mult, base_channels and num_res_blocks must be positive")
+        factor = 2 ** (len(mult) - 1)
+        if self.image_size < factor or self.image_size % factor:
+            lo, hi = max(factor, self.image_size // factor * factor), (self.image_size // factor + 1) * factor
+            raise GenlabError(
+                f"--size {self.image_size}: this UNet halves the image {len(mult) - 1} times, so the size must be a "
+                f"multiple of {factor} (try {lo} or {hi})"
+            )
+        if self.schedule not in ("linear", "cosine"):
+            raise GenlabError(f"diffusion: schedule={self.schedule!r}; choose linear or cosine")
+        if self.prediction not in ("eps", "v"):
+            raise GenlabError(f"diffusion: prediction={self.prediction!r}; choose eps or v")
+        if not 0.0 <= self.cond_drop < 1.0 or not 0.0 <= self.dropout < 1.0:
+            raise GenlabError("diffusion: cond_drop and dropout must be in [0, 1)")
+        if self.timesteps < 2:
+            raise GenlabError("diffusion: timesteps must be at least 2")
+
+
+class DiffusionModel(GenerativeModel):
+    family = "diffusion"
+    modality = "image"
+    Config = DiffusionConfig
+    presets = {
+        # bundled digits at 16×16: a few minutes on 2 CPU cores
+        "tiny": dict(
+            image_size=16,
+            base_channels=32,
+            channel_mult="1,2,2",
+            attn_resolutions="8",
+            num_res_blocks=1,
+            batch_size=64,
+            lr=1e-3,
+            min_lr=1e-4,
+            steps=3000,
+            warmup=200,
+            ema=0.995,
+            weight_decay=0.0,
+            eval_every=500,
+            sample_every=1000,
+        ),
+        "small": dict(
+            image_size=32,
+            base_channels=64,
+            channel_mult="1,2,2",
+            attn_resolutions="8",
+            num_res_blocks=2,
+            batch_size=64,
+            lr=5e-4,
+            min_lr=5e-5,
+            steps=20000,
+            warmup=500,
+            ema=0.999,
+            weight_decay=0.0,
+            eval_every=1000,
+            sample_every=2000,
+        ),
+        "base": dict(
+            image_size=64,
+            base_channels=128,
+            channel_mult="1,2,2,2",
+            attn_resolutions="16,8",
+            num_res_blocks=2,
+            batch_size=128,
+            lr=2e-4,
+            min_lr=2e-5,
+            steps=100000,
+            warmup=1000,
+            ema=0.9999,
+            weight_decay=0.0,
+            eval_every=5000,
+            sample_every=5000,
+        ),
+    }
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__(config)
+        config.validate()
+        c = config
+        self.unet = UNet(
+            in_channels=c.channels,
+            base_channels=c.base_channels,
+            channel_mult=parse_ints(c.channel_mult, "channel_mult"),
+            num_res_blocks=c.num_res_blocks,
+            attn_resolutions=parse_ints(c.attn_resolutions, "attn_resolutions"),
+            image_size=c.image_size,
+            dropout=c.dropout,
+            num_classes=c.num_classes,
+        )
+        betas = S.beta_schedule(c.schedule, c.timesteps)
+        self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0).float(), persistent=False)
+
+    @property
+    def conditional(self) -> bool:
+        return self.config.num_classes > 0
+
+    def null_class(self, n: int, soft: bool = False) -> torch.Tensor:
+        """The "no class" input for ``n`` samples: an index, or (``soft``) a one-hot weight vector."""
+        null = torch.full((n,), self.config.num_classes, dtype=torch.long, device=self.device)
+        return F.one_hot(null, self.config.num_classes + 1).float() if soft else null
+
+    def loss(
+        self, batch: tuple[torch.Tensor, torch.Tensor | None], *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """DDPM Algorithm 1 (ε-prediction) or its v-prediction form, with condition dropout. ``generator``
+        draws t, ε and the dropout (evaluation uses its own, so it never disturbs training randomness)."""
+        x0, y = batch
+        B, dev = x0.shape[0], x0.device
+        t = torch.randint(0, self.config.timesteps, (B,), device=dev, generator=generator)
+        noise = torch.randn(x0.shape, device=dev, generator=generator)
+        x_t = S.add_noise(x0, noise, t, self.alphas_cumprod)
+        if self.conditional:
+            if y is None:
+                y = self.null_class(B)
+            drop = torch.rand(B, device=dev, generator=generator) < self.config.cond_drop
+            y = torch.where(drop, self.null_class(B), y)
+        else:
+            y = None
+        pred = self.unet(x_t, t, y)
+        if self.config.prediction == "eps":
+            target = noise
+        else:
+            a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+            target = a.sqrt() * noise - (1 - a).sqrt() * x0
+        return F.mse_loss(pred.float(), target.float())
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """ε̂(x_t, t, y), converting a v-prediction: ε = √ᾱ v + √(1-ᾱ) x_t."""
+        out = self.unet(x_t, t, y if self.conditional else None)
+        if self.config.prediction == "eps":
+            return out
+        a = self.alphas_cumprod[t].to(out.dtype).view(-1, 1, 1, 1)
+        return a.sqrt() * out + (1 - a).sqrt() * x_t
+
+    def check_class(self, y: torch.Tensor | int | None) -> torch.Tensor | None:
+        """Validate class labels: an int or ``B`` labels in 0 … num_classes-1."""
+        if y is None:
+            return None
+        if not self.conditional:
+            raise GenlabError("--class: this model is unconditional (it was trained without labels)")
+        y = torch.as_tensor(y, dtype=torch.long, device=self.device)
+        if y.numel() and (y.min() < 0 or y.max() >= self.config.num_classes):
+            raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
+        return y
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        cond: torch.Tensor | int | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        sampler: str = "ddim",
+        steps: int = 50,
+        eta: float = 0.0,
+        spacing: str = "auto",
+        variance: str = "beta",
+        guidance: float = 0.0,
+        classifier: GenerativeModel | None = None,
+        classifier_scale: float = 0.0,
+        clip: bool = True,
+        noise: torch.Tensor | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """``n`` images ``n×C×H×W`` in [0, 1]; ``cond`` is a class (int) or ``n`` classes (None: unconditional).
+
+        sampler ``ddpm`` (ancestral; ``variance`` beta | beta_tilde), ``ddim`` (``eta``) or ``dpmpp``
+        (DPM-Solver++(2M)), over ``steps`` timesteps spaced ``uniform``, ``quadratic`` or ``logsnr`` (``auto``:
+        logsnr for dpmpp, else uniform). ``guidance`` w is the
+        classifier-free scale (0 = the plain conditional model); ``classifier``/``classifier_scale`` add classifier
+        guidance with a noisy-image classifier. ``noise`` fixes x_T.
+        """
+        y = self.check_class(cond)
+        if y is not None and y.dim() == 0:
+            y = y.expand(n)
+        x = self._run_sampler(
+            self.initial_noise(n, generator, noise),
+            y,
+            generator=generator,
+            sampler=sampler,
+            steps=steps,
+            eta=eta,
+            spacing=spacing,
+            variance=variance,
+            guidance=guidance,
+            classifier=classifier,
+            classifier_scale=classifier_scale,
+            clip=clip,
+            progress=progress,
+        )
+        return ((x + 1) / 2).clamp(0, 1)
+
+    def initial_noise(self, n: int, generator: torch.Generator | None, noise: torch.Tensor | None) -> torch.Tensor:
+        c = self.config
+        if noise is not None:
+            return noise.to(self.device)
+        shape = (n, c.channels, c.image_size, c.image_size)
+        return torch.randn(shape, generator=generator, device=self.device)
+
+    def denoiser(
+        self,
+        y: torch.Tensor | None,
+        *,
+        guidance: float = 0.0,
+        classifier: GenerativeModel | None = None,
+        classifier_scale: float = 0.0,
+        clip: bool = True,
+    ) -> S.Denoiser:
+        """The ε-function the samplers call: class-conditional, guided and clipped as asked."""
+        if guidance < 0:
+            raise GenlabError(f"--guidance {guidance}: must be ≥ 0")
+        if guidance > 0 and (not self.conditional or self.config.cond_drop == 0):
+            raise GenlabError("--guidance: this model was not trained for classifier-free guidance (no class dropout)")
+        if guidance > 0 and y is None:
+            raise GenlabError("--guidance needs a --class to guide towards")
+        if y is not None and guidance > 0:
+            fn = S.cfg_denoiser(self.eps, y, self.null_class(y.shape[0], soft=y.is_floating_point()), guidance)
+        else:
+            fn = lambda x, t: self.eps(x, t, y)  # noqa: E731
+        if classifier is not None and classifier_scale > 0:
+            if y is None:
+                raise GenlabError("--classifier-scale needs a --class to guide towards")
+            fn = S.classifier_guided(fn, classifier.noisy_log_prob(y, self), self.alphas_cumprod, classifier_scale)
+        return S.clipped(fn, self.alphas_cumprod) if clip else fn
+
+    def _run_sampler(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None,
+        *,
+        generator,
+        sampler: str,
+        steps: int,  # noqa: ANN001
+        eta: float,
+        spacing: str,
+        variance: str,
+        start: int | None = None,
+        progress: bool = False,
+        **guide,
+    ) -> torch.Tensor:  # noqa: ANN003
+        if sampler not in S.SAMPLERS:
+            raise GenlabError(f"--sampler {sampler}: choose one of {', '.join(S.SAMPLERS)}")
+        if variance not in ("beta", "beta_tilde"):
+            raise GenlabError(f"--variance {variance}: choose beta or beta_tilde")
+        T = self.config.timesteps if start is None else start + 1
+        if spacing == "auto":  # DDPM and DDIM papers: uniform in t; DPM-Solver for small images: uniform in log-SNR
+            spacing = "logsnr" if sampler == "dpmpp" else "uniform"
+        ts = S.timesteps(T, steps, spacing, self.alphas_cumprod)
+        fn = self.denoiser(y, **guide)
+        ac = self.alphas_cumprod
+        if sampler == "ddpm":
+            return S.ddpm_sample(fn, x, ac, ts, variance=variance, generator=generator, progress=progress)
+        if sampler == "ddim":
+            return S.ddim_sample(fn, x, ac, ts, eta=eta, generator=generator, progress=progress)
+        return S.dpmpp_2m_sample(fn, x, ac, ts, progress=progress)
+
+    @torch.no_grad()
+    def interpolate(
+        self,
+        frames: int,
+        *,
+        through: str = "diffused",
+        images: torch.Tensor | None = None,
+        classes: tuple[int, int] | None = None,
+        strength: float = 0.5,
+        generator: torch.Generator | None = None,
+        **controls,  # noqa: ANN003 - sampler, steps, eta, spacing, guidance
+    ) -> torch.Tensor:
+        """``frames`` images in [0, 1] morphing from A to B.
+
+        ``through="diffused"`` (lecture 02, after Ho et al. 2020 §4.3): diffuse the two ``images`` (``2×C×H×W`` in
+        [0, 1]) to x_t and x'_t with t = strength·T, mix x̄_t = (1 − λ) x_t + λ x'_t, and run the reverse process
+        from t (unconditionally). ``through="noise"``: slerp between two Gaussian noises and sample each, with the
+        class embedding mixed linearly from ``classes[0]`` to ``classes[1]`` for a conditional model.
+        """
+        if frames < 2:
+            raise GenlabError(f"--frames {frames}: need at least 2")
+        lam = torch.linspace(0, 1, frames, device=self.device).view(-1, 1, 1, 1)
+        steps = controls.pop("steps", 50)
+        if through == "diffused":
+            if images is None or images.shape[0] != 2:
+                raise GenlabError("interpolation through diffused images needs two images")
+            if not 0.0 < strength <= 1.0:
+                raise GenlabError(f"--strength {strength}: must be in (0, 1]")
+            start = max(1, round(strength * (self.config.timesteps - 1)))
+            x0 = images.to(self.device) * 2 - 1
+            noise = torch.randn(x0.shape, generator=generator, device=self.device)
+            x_t = S.add_noise(x0, noise, torch.full((2,), start, device=self.device), self.alphas_cumprod)
+            mixed = (1 - lam) * x_t[:1] + lam * x_t[1:]
+            x = self._run_sampler(
+                mixed,
+                None,
+                generator=generator,
+                steps=max(1, min(start + 1, round(steps * strength))),
+                start=start,
+                **_sampler_defaults(controls),
+            )
+        elif through == "noise":
+            z = self.initial_noise(2, generator, None)
+            mixed = torch.cat([S.slerp(z[0], z[1], float(v)) for v in lam.flatten()]).view(frames, *z.shape[1:])
+            y = None
+            if classes is not None and self.conditional:
+                a, b = (F.one_hot(self.check_class(c), self.config.num_classes + 1).float() for c in classes)
+                y = (1 - lam.view(-1, 1)) * a + lam.view(-1, 1) * b
+            x = self._run_sampler(mixed, y, generator=generator, steps=steps, **_sampler_defaults(controls))
+        else:
+            raise GenlabError(f"--through {through}: choose diffused or noise")
+        return ((x + 1) / 2).clamp(0, 1)
+
+
+def _sampler_defaults(controls: dict) -> dict:
+    return {"sampler": "ddim", "eta": 0.0, "spacing": "auto", "variance": "beta"} | controls

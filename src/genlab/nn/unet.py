@@ -1,0 +1,160 @@
+"""The denoising UNet of DDPM (Ho et al. 2020, Appendix B), sized by a few numbers.
+
+    x_t (B×C×H×W), t (B) [, class y (B)]  →  ε̂ or v̂ (B×C×H×W)
+
+Residual blocks (GroupNorm → SiLU → 3×3 conv) receive the timestep embedding (sinusoidal features of t, then an
+MLP) and, for a conditional model, a learned class embedding added to it; self-attention runs at the resolutions
+in ``attn_resolutions``; the encoder halves the resolution once per ``channel_mult`` entry after the first and the
+decoder mirrors it with skip connections.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal features of (possibly fractional) timesteps ``t`` (B) → ``B×dim`` (Vaswani et al. 2017)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    return F.pad(emb, (0, dim % 2))
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
+class ResBlock(nn.Module):
+    """``B×C_in×H×W`` and an embedding ``B×E`` → ``B×C_out×H×W``."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = group_norm(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2 = group_norm(c_out)
+        self.drop = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention2d(nn.Module):
+    """Multi-head self-attention over the H·W positions of ``B×C×H×W``, residual."""
+
+    def __init__(self, channels: int, head_dim: int = 32) -> None:
+        super().__init__()
+        self.heads = max(1, channels // head_dim)
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W).transpose(-1, -2).unbind(1)
+        y = F.scaled_dot_product_attention(q, k, v)  # B×heads×HW×d
+        return x + self.proj(y.transpose(-1, -2).reshape(B, C, H, W))
+
+
+class UNet(nn.Module):
+    """Predicts the noise (or velocity) of ``x_t`` at timestep ``t``, optionally for class ``y``.
+
+    ``y`` is ``B`` class indices (``num_classes`` is the "no class" index used for classifier-free guidance) or
+    ``B×(num_classes+1)`` weights over class embeddings (to interpolate between classes).
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        base_channels: int = 64,
+        channel_mult: tuple[int, ...] = (1, 2, 2),
+        num_res_blocks: int = 2,
+        attn_resolutions: tuple[int, ...] = (8,),
+        image_size: int = 32,
+        dropout: float = 0.0,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        emb_dim = 4 * base_channels
+        self.base_channels = base_channels
+        self.num_classes = num_classes
+        self.time_mlp = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.class_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes > 0 else None
+        self.stem = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        self.down = nn.ModuleList()
+        skips, ch, res = [base_channels], base_channels, image_size
+        for level, mult in enumerate(channel_mult):
+            for _ in range(num_res_blocks):
+                block = nn.ModuleList([ResBlock(ch, base_channels * mult, emb_dim, dropout)])
+                ch = base_channels * mult
+                if res in attn_resolutions:
+                    block.append(SelfAttention2d(ch))
+                self.down.append(block)
+                skips.append(ch)
+            if level < len(channel_mult) - 1:
+                self.down.append(nn.ModuleList([nn.Conv2d(ch, ch, 3, stride=2, padding=1)]))
+                skips.append(ch)
+                res //= 2
+        self.mid = nn.ModuleList(
+            [ResBlock(ch, ch, emb_dim, dropout), SelfAttention2d(ch), ResBlock(ch, ch, emb_dim, dropout)]
+        )
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            for _ in range(num_res_blocks + 1):
+                block = nn.ModuleList([ResBlock(ch + skips.pop(), base_channels * mult, emb_dim, dropout)])
+                ch = base_channels * mult
+                if res in attn_resolutions:
+                    block.append(SelfAttention2d(ch))
+                self.up.append(block)
+            if level > 0:
+                self.up.append(
+                    nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1)])
+                )
+                res *= 2
+        self.head = nn.Sequential(group_norm(ch), nn.SiLU(), nn.Conv2d(ch, in_channels, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        emb = self.time_mlp(timestep_embedding(t, self.base_channels))
+        if self.class_emb is not None:
+            if y is None:
+                y = torch.full((t.shape[0],), self.num_classes, dtype=torch.long, device=t.device)
+            emb = emb + (y.to(emb.dtype) @ self.class_emb.weight if y.is_floating_point() else self.class_emb(y))
+        return emb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.embed(t, y)
+        h = self.stem(x)
+        hs = [h]
+        for block in self.down:
+            h = _run(block, h, emb)
+            hs.append(h)
+        h = _run(self.mid, h, emb)
+        for block in self.up:
+            if isinstance(block[0], ResBlock):
+                h = torch.cat([h, hs.pop()], dim=1)
+            h = _run(block, h, emb)
+        return self.head(h)
+
+
+def _run(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    for layer in layers:
+        h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+    return h

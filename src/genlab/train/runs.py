@@ -1,0 +1,58 @@
+"""What every ``genlab train`` recipe does first: resolve configs, or recover them from a run to resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genlab.config import apply_overrides, field_names, from_dict
+from genlab.errors import GenlabError
+from genlab.models import get_family
+from genlab.train.checkpoint import CONFIG_FILE, STATE_FILE, read_config
+from genlab.train.trainer import TrainConfig
+
+
+@dataclass
+class RunPlan:
+    cls: type  # the model family
+    model_config: Any
+    train_config: TrainConfig
+    resume: bool
+    saved: dict[str, Any] = field(default_factory=dict)  # the "run" record of config.json when resuming
+    explicit: set[str] = field(default_factory=set)  # keys the user set (so data-derived values do not override)
+
+
+def resolve_configs(cls: type, preset: str, overrides: dict[str, Any]) -> tuple[Any, TrainConfig]:
+    """The model and trainer configs: defaults, then the preset, then explicit overrides."""
+    if preset not in cls.presets:
+        raise GenlabError(f"unknown preset {preset!r} for {cls.family}; choose one of: {', '.join(cls.presets)}")
+    mcfg, tcfg = cls.Config(), TrainConfig()
+    apply_overrides([mcfg, tcfg], cls.presets[preset], source=f"preset {preset}")
+    apply_overrides([mcfg, tcfg], overrides)
+    return mcfg, tcfg
+
+
+def plan_run(out: Path, *, modality: str, family: str, preset: str, overrides: dict[str, Any], resume: bool) -> RunPlan:
+    """Configs for a new run in ``out`` (which must not hold one), or those of the run to resume there.
+
+    On resume the model's shape is fixed; ``overrides`` may change trainer fields (steps, time budget, ...).
+    """
+    if resume:
+        if not (out / CONFIG_FILE).is_file() or not (out / STATE_FILE).is_file():
+            raise GenlabError(f"{out}: nothing to resume ({STATE_FILE} is missing); start without --resume")
+        saved = read_config(out)
+        cls = get_family(saved["family"], modality)
+        mcfg = from_dict(cls.Config, saved["config"])
+        run = saved.get("run", {})
+        tcfg = from_dict(TrainConfig, run.get("train", {}))
+        model_keys = [k for k in overrides if k in field_names(mcfg)]
+        if model_keys:
+            raise GenlabError(f"--resume cannot change the model's shape ({', '.join(model_keys)})")
+        apply_overrides([tcfg], overrides)
+        return RunPlan(cls, mcfg, tcfg, True, run, set(overrides))
+    if (out / CONFIG_FILE).exists() or (out / STATE_FILE).exists():
+        raise GenlabError(f"{out} already holds a run; continue it with --resume or choose another --out")
+    cls = get_family(family, modality)
+    mcfg, tcfg = resolve_configs(cls, preset, overrides)
+    return RunPlan(cls, mcfg, tcfg, False, {}, set(overrides))
