@@ -252,5 +252,5 @@ def test_train_image_bad_inputs(cli, tmp_path):
     one_line_error(r, "loss became", "lower learning rate")
     one_line_error(
         cli("train", "image", "--data", "digits", "--model", "gpt", "--out", tmp_path / "r6"),
-        "unknown image/classifier family 'gpt'",
+        "unknown image family 'gpt'",
     )

@@ -14,6 +14,10 @@ DEFAULTS: dict[str, str] = {
     "image": "diffusion-digits",  # genlab generate image
     "classifier": "classifier-digits",  # features and class accuracy for genlab eval image --data digits
     "guidance": "classifier-digits-noisy",  # classifier guidance for the default image model
+    "text2image": "text2image-shapes",  # genlab generate image --prompt ...
+    "clip": "clip-shapes",  # genlab classify image
+    "features": "features-shapes",  # the perceptual loss of genlab train autoencoder
+    "attributes": "attributes-shapes",  # the judge of genlab eval text2image
 }
 
 

@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from genlab import __version__
+from genlab.cli.classify import add_classify
 from genlab.cli.common import Formatter
 from genlab.cli.demo import add_demo
 from genlab.cli.eval import add_eval
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
-    for add in (add_train, add_generate, add_eval, add_export, add_demo):
+    for add in (add_train, add_generate, add_eval, add_classify, add_export, add_demo):
         add(sub)
     return parser
 

@@ -7,10 +7,12 @@ from typing import Any
 
 from genlab.cli.common import Formatter, json_out
 from genlab.cli.generate import add_sampler_args, sampler_controls
+from genlab.errors import GenlabError
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    figures = _eval_text(args) if args.modality == "text" else _eval_image(args)
+    handlers = {"text": _eval_text, "image": _eval_image, "text2image": _eval_text2image, "autoencoder": _eval_ae}
+    figures = handlers[args.modality](args)
     if args.json:
         json_out(figures)
     else:
@@ -61,6 +63,54 @@ def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
+    import genlab
+    from genlab.eval.fid import inception_weights
+    from genlab.eval.text2image import prompt_fidelity
+    from genlab.runtime import best_device
+
+    if args.data != "shapes":
+        raise GenlabError("--data: prompt fidelity is judged on shapes captions (the attribute classifier knows them)")
+    device = best_device(args.device)
+    model = genlab.load(args.model_dir, task="image", device=device)
+    if model.family != "text2image":
+        raise GenlabError(f"{args.model_dir} holds a {model.family} model; eval text2image needs a text2image one")
+    judge = (
+        genlab.load(args.judge, task="classifier", device=device)
+        if args.judge
+        else genlab.load(task="attributes", device=device)
+    )
+    scales = tuple(float(w) for w in (args.guidance_scales or "0,1,3,5").split(","))
+    return prompt_fidelity(
+        model,
+        judge,
+        samples=args.samples,
+        guidance=scales,
+        seed=args.seed,
+        inception=inception_weights() is not None,
+        sampler=args.sampler,
+        steps=args.steps,
+        eta=args.eta,
+        spacing=args.spacing,
+        variance=args.variance,
+    )
+
+
+def _eval_ae(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    import genlab
+    from genlab.eval.fid import inception_weights
+    from genlab.eval.image import reference_images
+    from genlab.eval.text2image import reconstruction_quality
+    from genlab.runtime import best_device
+
+    ae = genlab.load(args.model_dir, task="autoencoder", device=best_device(args.device))
+    reference = reference_images(ae, args.data, args.split or "val", args.val_fraction)
+    reference = reference.subset(torch.arange(min(len(reference), args.samples)))
+    return reconstruction_quality(ae, reference, inception=inception_weights() is not None)
+
+
 def add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
@@ -76,9 +126,11 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
   genlab eval text runs/5gram --data kjv --split val       # the last 10% of the bundled corpus
   genlab eval image runs/digits --data digits --fid --json  # held-out 20% of digits as the reference
   genlab eval image runs/digits --data digits --fid --sampler dpmpp --steps 20 --guidance 1 --samples 1000
+  genlab eval text2image runs/t2i --data shapes --json      # prompt fidelity per attribute vs guidance, FID
+  genlab eval autoencoder runs/ae --data shapes --json      # reconstruction PSNR, SSIM, rFID
 """,
     )
-    p.add_argument("modality", choices=["text", "image"], help="what the model generates")
+    p.add_argument("modality", choices=["text", "image", "text2image", "autoencoder"], help="what the model does")
     p.add_argument("model_dir", metavar="DIR", help="checkpoint directory")
     p.add_argument(
         "--data", required=True, help="text: a file, folder, .jsonl or kjv; images: a folder, digits, shapes"
@@ -89,8 +141,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     i = p.add_argument_group("image")
     i.add_argument("--fid", action="store_true", help="sample and compute FID, KID and class accuracy")
-    i.add_argument("--samples", type=int, default=500, help="images to generate for --fid")
+    i.add_argument("--samples", type=int, default=500, help="images to generate (--fid, text2image) or reconstruct")
     i.add_argument("--features", help="classifier, inception or both (default: whichever is available)")
     i.add_argument("--seed", type=int, default=0, help="sampling seed")
+    i.add_argument("--guidance-scales", dest="guidance_scales", help="text2image: guidance scales to compare (0,1,3,5)")
+    i.add_argument("--judge", metavar="DIR", help="text2image: attribute classifier (default: the shipped one)")
     add_sampler_args(p)
     p.set_defaults(func=cmd_eval)

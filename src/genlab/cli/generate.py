@@ -97,42 +97,27 @@ def sampler_controls(args: argparse.Namespace, model: Any, device: Any) -> dict[
 
 
 def _generate_image(args: argparse.Namespace) -> int:
-    import math
     import time
 
     import genlab
     from genlab.runtime import best_device, make_generator
-    from genlab.sampling.images import class_index, interpolation_inputs, save_images
+    from genlab.sampling.images import save_images
 
     device = best_device(args.device)
-    model = genlab.load(args.model, task="image", device=device)
-    controls = sampler_controls(args, model, device)
+    wants_text = bool(args.prompt or args.negative_prompt or args.to_prompt)
+    default_task = "text2image" if wants_text and args.model is None else None
+    model = genlab.load(args.model, task=default_task or "image", device=device)
     g = make_generator(args.seed, device)
     start = time.perf_counter()
-    if args.interpolate:
-        ends = [e.strip() for e in args.interpolate.split(",")]
-        through = args.through or ("noise" if all(e.lstrip("-").isdigit() for e in ends) else "diffused")
-        images, classes = interpolation_inputs(model, ends, through)
-        for key in ("classifier", "classifier_scale") + (("guidance",) if through == "noise" else ()):
-            del controls[key]
-        out_images = model.interpolate(
-            args.frames,
-            through=through,
-            images=images,
-            classes=classes,
-            strength=args.strength,
-            generator=g,
-            **controls,
-        )
-        nrow = args.frames
+    if model.family == "text2image":
+        out_images, nrow = _from_prompt(model, args, g)
     else:
-        y = class_index(model, args.class_) if args.class_ is not None else None
-        out_images = model.sample(args.n, y, generator=g, progress=not args.json, **controls)
-        nrow = min(args.n, max(1, math.ceil(math.sqrt(args.n))))
+        if wants_text:
+            raise GenlabError(f"--prompt: this {model.family} model draws classes, not prompts (use --class)")
+        out_images, nrow = _from_class(model, args, g, device)
     seconds = time.perf_counter() - start
-    written = save_images(
-        out_images, args.out or "samples.png", nrow=nrow, scale=args.scale or max(1, 48 // model.config.image_size)
-    )
+    size = out_images.shape[-1]
+    written = save_images(out_images, args.out or "samples.png", nrow=nrow, scale=args.scale or max(1, 48 // size))
     n = out_images.shape[0]
     if args.json:
         json_out(
@@ -148,6 +133,55 @@ def _generate_image(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {written} ({n} images in {seconds:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tuple[Any, int]:
+    import math
+
+    from genlab.sampling.images import class_index, interpolation_inputs
+
+    controls = sampler_controls(args, model, device)
+    if args.interpolate:
+        ends = [e.strip() for e in args.interpolate.split(",")]
+        through = args.through or ("noise" if all(e.lstrip("-").isdigit() for e in ends) else "diffused")
+        images, classes = interpolation_inputs(model, ends, through)
+        del controls["classifier"], controls["classifier_scale"]  # interpolation: classifier-free guidance only
+        frames = model.interpolate(
+            args.frames,
+            through=through,
+            images=images,
+            classes=classes,
+            strength=args.strength,
+            generator=g,
+            **controls,
+        )
+        return frames, args.frames
+    y = class_index(model, args.class_) if args.class_ is not None else None
+    images = model.sample(args.n, y, generator=g, progress=not args.json, **controls)
+    return images, min(args.n, max(1, math.ceil(math.sqrt(args.n))))
+
+
+def _from_prompt(model: Any, args: argparse.Namespace, g: Any) -> tuple[Any, int]:
+    import math
+
+    if args.class_ is not None or args.classifier_scale or args.interpolate:
+        raise GenlabError("a text-to-image model takes --prompt (and --to-prompt to interpolate), not classes")
+    sampling = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing, variance=args.variance)
+    if args.to_prompt is not None:
+        frames = model.interpolate_prompts(
+            args.prompt, args.to_prompt, args.frames, generator=g, guidance=args.guidance, **sampling
+        )
+        return frames, args.frames
+    images = model.sample(
+        args.n,
+        args.prompt,
+        generator=g,
+        guidance=args.guidance,
+        negative_prompt=args.negative_prompt or "",
+        progress=not args.json,
+        **sampling,
+    )
+    return images, min(args.n, max(1, math.ceil(math.sqrt(args.n))))
 
 
 def add_sampler_args(p: argparse.ArgumentParser) -> None:
@@ -197,6 +231,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
   genlab generate image --class 3 --classifier-scale 2 --out threes.png      # classifier guidance
   genlab generate image --model runs/digits --interpolate 0,1 --frames 8 --out morph.png
   genlab generate image --interpolate a.png,b.png --through diffused --strength 0.5 --out morph.png
+  genlab generate image --prompt "a large blue triangle at the bottom right" --guidance 5 --negative-prompt "red" --n 8 --out t.png
+  genlab generate image --prompt "a small red circle" --to-prompt "a large red circle" --frames 8 --out grow.png
 """,
     )
     p.add_argument("modality", choices=["text", "image"], help="what to generate")
@@ -206,8 +242,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="text: a file for the samples; images: X.png (a grid) or DIR/ (default samples.png)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the samples/figures and speed")
+    p.add_argument("--prompt", default="", help="text: the text to continue; image: what to draw (text-to-image)")
     t = p.add_argument_group("text")
-    t.add_argument("--prompt", default="", help="text to continue")
     t.add_argument("--max-tokens", type=int, default=200, dest="max_tokens", help="tokens to generate")
     t.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
     t.add_argument("--top-k", type=int, default=0, dest="top_k", help="keep the k most likely tokens (0 = all)")
@@ -216,6 +252,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     t.add_argument("--no-cache", action="store_true", dest="no_cache", help="recompute the context each step")
     i = p.add_argument_group("image")
+    i.add_argument("--negative-prompt", dest="negative_prompt", help="text-to-image: what guidance steers away from")
+    i.add_argument("--to-prompt", dest="to_prompt", help="text-to-image: interpolate from --prompt to this prompt")
     i.add_argument("--class", dest="class_", metavar="K", help="class index or name (class-conditional models)")
     i.add_argument("--scale", type=int, default=None, help="enlarge written images K× (nearest; default: to ≥48 px)")
     i.add_argument("--interpolate", metavar="A,B", help="morph between two image files or two classes")

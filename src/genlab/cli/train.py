@@ -41,10 +41,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         from genlab.train.image import train_image
 
-        if args.size is not None:
-            overrides.setdefault("image_size", args.size)
+        parts = {"autoencoder": args.autoencoder, "text_encoder": args.text_encoder, "perceptual": args.perceptual}
         summary = train_image(
-            family=args.model or "diffusion", strict=args.strict, val_fraction=args.val_fraction or 0.2, **common
+            modality=args.modality,
+            family=args.model,
+            size=args.size,
+            parts=parts,
+            strict=args.strict,
+            val_fraction=args.val_fraction or 0.2,
+            **common,
         )
     if summary.get("stopped") == "interrupted":
         print(
@@ -82,6 +87,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
   genlab train image --data digits --model diffusion --preset tiny --out runs/digits     # minutes on a CPU
   genlab train image --data ~/photos --size 64 --model diffusion --preset small --out runs/photos
   genlab train image --data digits --model classifier --set noisy=true --out runs/noisy-clf   # for guidance
+  genlab train features --data shapes --out runs/feat                   # contrastive features (perceptual loss)
+  genlab train autoencoder --data shapes --size 32 --perceptual runs/feat --out runs/ae
+  genlab train clip --data shapes --out runs/clip
+  genlab train text2image --data shapes --autoencoder runs/ae --text-encoder runs/clip --out runs/t2i
   torchrun --nproc_per_node 2 -m genlab train text ...  # data parallel on several processes/GPUs
 
 families: text gpt (decoder-only transformer), lstm (recurrent), ngram (counts with Kneser-Ney or Witten-Bell
@@ -94,7 +103,12 @@ num_res_blocks dropout noisy) or trainer field (steps batch_size accumulate lr m
 grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_budget precision compile seed).
 """,
     )
-    p.add_argument("modality", choices=["text", "image"], help="what to model")
+    p.add_argument(
+        "modality",
+        choices=["text", "image", "features", "autoencoder", "clip", "attributes", "text2image"],
+        help="text: language models; image: diffusion (or --model classifier); the text-to-image pipeline: features "
+        "(contrastive, for the perceptual loss), autoencoder, clip, text2image; attributes (a judge for shapes)",
+    )
     p.add_argument(
         "--data", help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes"
     )
@@ -111,6 +125,13 @@ grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_bud
     p.add_argument("--vocab-size", type=int, default=1024, dest="vocab_size", help="text: BPE vocabulary size")
     p.add_argument("--size", type=int, help="image: training size in pixels (default: the preset's)")
     p.add_argument("--strict", action="store_true", help="image: an unreadable file is an error, not skipped")
+    p.add_argument("--autoencoder", metavar="DIR", help="text2image: the trained autoencoder whose latents it models")
+    p.add_argument("--text-encoder", metavar="DIR", dest="text_encoder", help="text2image: the trained CLIP")
+    p.add_argument(
+        "--perceptual",
+        metavar="DIR",
+        help="autoencoder: feature network for the perceptual loss (default: the shipped features-shapes)",
+    )
     p.add_argument(
         "--val-fraction", type=float, dest="val_fraction", help="held out: text its last 10%%, images a random 20%%"
     )

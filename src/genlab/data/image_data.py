@@ -35,6 +35,7 @@ class ImageSet:
     class_names: list[str]
     captions: list[str] | None = None
     source: str = ""
+    attributes: dict[str, torch.Tensor] | None = None  # e.g. shapes: kind, color, size, position of the object
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -46,7 +47,8 @@ class ImageSet:
     def subset(self, index: torch.Tensor) -> ImageSet:
         caps = [self.captions[i] for i in index.tolist()] if self.captions is not None else None
         labels = self.labels[index] if self.labels is not None else None
-        return ImageSet(self.images[index], labels, self.class_names, caps, self.source)
+        attrs = {k: v[index] for k, v in self.attributes.items()} if self.attributes is not None else None
+        return ImageSet(self.images[index], labels, self.class_names, caps, self.source, attrs)
 
 
 def resize_crop(arr: np.ndarray, size: int) -> np.ndarray:
@@ -71,12 +73,18 @@ def load_digits(size: int = 16) -> ImageSet:
 
 
 def load_shapes(size: int = 32, count: int = SHAPES_COUNT, seed: int = 0, **options) -> ImageSet:  # noqa: ANN003
-    from genlab.data.shapes import KINDS, make_scene
+    """``count`` scenes of :func:`genlab.data.shapes.make_scene` (one object each unless ``options`` say
+    otherwise): images, the first object's kind as the label, captions, and the first object's attributes."""
+    from genlab.data.shapes import ATTRIBUTES, KINDS, make_scene
 
     scenes = [make_scene(seed, i, size=size, **options) for i in range(count)]
     images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).contiguous() * 2 - 1
     labels = torch.tensor([s.label for s in scenes], dtype=torch.long)
-    return ImageSet(images, labels, list(KINDS), [s.caption for s in scenes], "shapes")
+    attrs = {
+        name: torch.tensor([values.index(getattr(s.objects[0], name)) for s in scenes], dtype=torch.long)
+        for name, values in ATTRIBUTES.items()
+    }
+    return ImageSet(images, labels, list(KINDS), [s.caption for s in scenes], "shapes", attrs)
 
 
 def _captions_for(root: Path, files: list[Path]) -> list[str] | None:
@@ -147,16 +155,30 @@ def split_images(data: ImageSet, val_fraction: float = 0.2, seed: int = 0) -> tu
 
 
 class ImageBatches:
-    """Random batches (images, labels) of a set; batch ``i`` is a pure function of (seed, rank, i)."""
+    """Random batches ``(images, labels, extra)`` of a set, where ``extra`` is the captions (``"captions"``), the
+    attribute labels (``"attributes"``) or None. Batch ``i`` is a pure function of (seed, rank, i)."""
 
-    def __init__(self, data: ImageSet, *, batch_size: int, seed: int = 0, rank: int = 0) -> None:
+    def __init__(self, data: ImageSet, *, batch_size: int, seed: int = 0, rank: int = 0, extra: str = "") -> None:
+        if extra == "captions" and data.captions is None:
+            raise GenlabError("the data has no captions (sidecar .txt files or a captions.jsonl)")
+        if extra == "captions" and any(c is None for c in data.captions):
+            missing = sum(c is None for c in data.captions)
+            raise GenlabError(f"{missing} of {len(data)} images have no caption")
+        if extra == "attributes" and data.attributes is None:
+            raise GenlabError("the data has no attribute labels (use the bundled shapes)")
         self.data = data
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
+        self.extra = extra
 
-    def __call__(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def __call__(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None, object]:
         g = torch.Generator().manual_seed(hash((self.seed, self.rank, i)) & (2**63 - 1))
         idx = torch.randint(len(self.data), (self.batch_size,), generator=g)
         labels = self.data.labels[idx] if self.data.labels is not None else None
-        return self.data.images[idx], labels
+        extra: object = None
+        if self.extra == "captions":
+            extra = [self.data.captions[j] for j in idx.tolist()]
+        elif self.extra == "attributes":
+            extra = {k: v[idx] for k, v in self.data.attributes.items()}
+        return self.data.images[idx], labels, extra

@@ -48,6 +48,15 @@ def position_name(row: int, col: int) -> str:
     return f"{ROWS[row]} {COLS[col]}"
 
 
+#: the attributes a caption names, with their values (the heads of the attribute classifier)
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "kind": KINDS,
+    "color": OBJECT_COLORS,
+    "size": tuple(SIZES),
+    "position": tuple(position_name(r, c) for r in range(3) for c in range(3)),
+}
+
+
 @dataclass
 class ShapeObject:
     kind: str

@@ -17,6 +17,11 @@ FAMILIES: dict[str, str] = {
     "gpt": "genlab.models.gpt:GPT",
     "diffusion": "genlab.models.diffusion:DiffusionModel",
     "classifier": "genlab.models.classifier:ImageClassifier",
+    "features": "genlab.models.features:FeatureNet",
+    "autoencoder": "genlab.models.autoencoder:Autoencoder",
+    "clip": "genlab.models.clip:CLIP",
+    "text2image": "genlab.models.text2image:TextToImage",
+    "attributes": "genlab.models.attributes:ShapeAttributes",
 }
 
 

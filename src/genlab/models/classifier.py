@@ -128,7 +128,7 @@ class ImageClassifier(GenerativeModel):
         return self.head(self.drop(self.features(x, t)))
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
-        x, y = batch
+        x, y = batch[0], batch[1]
         if y is None:
             raise GenlabError("classifier: the data has no labels (put images in one sub-folder per class)")
         t = None

@@ -156,7 +156,7 @@ class DiffusionModel(GenerativeModel):
     ) -> torch.Tensor:
         """DDPM Algorithm 1 (ε-prediction) or its v-prediction form, with condition dropout. ``generator``
         draws t, ε and the dropout (evaluation uses its own, so it never disturbs training randomness)."""
-        x0, y = batch
+        x0, y = batch[0], batch[1]
         B, dev = x0.shape[0], x0.device
         t = torch.randint(0, self.config.timesteps, (B,), device=dev, generator=generator)
         noise = torch.randn(x0.shape, device=dev, generator=generator)
@@ -225,19 +225,17 @@ class DiffusionModel(GenerativeModel):
         y = self.check_class(cond)
         if y is not None and y.dim() == 0:
             y = y.expand(n)
-        x = self._run_sampler(
+        fn = self.denoiser(y, guidance=guidance, classifier=classifier, classifier_scale=classifier_scale, clip=clip)
+        x = S.run_sampler(
+            fn,
             self.initial_noise(n, generator, noise),
-            y,
-            generator=generator,
+            self.alphas_cumprod,
             sampler=sampler,
             steps=steps,
             eta=eta,
             spacing=spacing,
             variance=variance,
-            guidance=guidance,
-            classifier=classifier,
-            classifier_scale=classifier_scale,
-            clip=clip,
+            generator=generator,
             progress=progress,
         )
         return ((x + 1) / 2).clamp(0, 1)
@@ -275,37 +273,6 @@ class DiffusionModel(GenerativeModel):
             fn = S.classifier_guided(fn, classifier.noisy_log_prob(y, self), self.alphas_cumprod, classifier_scale)
         return S.clipped(fn, self.alphas_cumprod) if clip else fn
 
-    def _run_sampler(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor | None,
-        *,
-        generator,
-        sampler: str,
-        steps: int,  # noqa: ANN001
-        eta: float,
-        spacing: str,
-        variance: str,
-        start: int | None = None,
-        progress: bool = False,
-        **guide,
-    ) -> torch.Tensor:  # noqa: ANN003
-        if sampler not in S.SAMPLERS:
-            raise GenlabError(f"--sampler {sampler}: choose one of {', '.join(S.SAMPLERS)}")
-        if variance not in ("beta", "beta_tilde"):
-            raise GenlabError(f"--variance {variance}: choose beta or beta_tilde")
-        T = self.config.timesteps if start is None else start + 1
-        if spacing == "auto":  # DDPM and DDIM papers: uniform in t; DPM-Solver for small images: uniform in log-SNR
-            spacing = "logsnr" if sampler == "dpmpp" else "uniform"
-        ts = S.timesteps(T, steps, spacing, self.alphas_cumprod)
-        fn = self.denoiser(y, **guide)
-        ac = self.alphas_cumprod
-        if sampler == "ddpm":
-            return S.ddpm_sample(fn, x, ac, ts, variance=variance, generator=generator, progress=progress)
-        if sampler == "ddim":
-            return S.ddim_sample(fn, x, ac, ts, eta=eta, generator=generator, progress=progress)
-        return S.dpmpp_2m_sample(fn, x, ac, ts, progress=progress)
-
     @torch.no_grad()
     def interpolate(
         self,
@@ -316,7 +283,8 @@ class DiffusionModel(GenerativeModel):
         classes: tuple[int, int] | None = None,
         strength: float = 0.5,
         generator: torch.Generator | None = None,
-        **controls,  # noqa: ANN003 - sampler, steps, eta, spacing, guidance
+        guidance: float = 0.0,
+        **sampling,  # noqa: ANN003 - sampler, steps, eta, spacing, variance
     ) -> torch.Tensor:
         """``frames`` images in [0, 1] morphing from A to B.
 
@@ -328,7 +296,7 @@ class DiffusionModel(GenerativeModel):
         if frames < 2:
             raise GenlabError(f"--frames {frames}: need at least 2")
         lam = torch.linspace(0, 1, frames, device=self.device).view(-1, 1, 1, 1)
-        steps = controls.pop("steps", 50)
+        steps = sampling.pop("steps", 50)
         if through == "diffused":
             if images is None or images.shape[0] != 2:
                 raise GenlabError("interpolation through diffused images needs two images")
@@ -339,13 +307,14 @@ class DiffusionModel(GenerativeModel):
             noise = torch.randn(x0.shape, generator=generator, device=self.device)
             x_t = S.add_noise(x0, noise, torch.full((2,), start, device=self.device), self.alphas_cumprod)
             mixed = (1 - lam) * x_t[:1] + lam * x_t[1:]
-            x = self._run_sampler(
+            x = S.run_sampler(
+                self.denoiser(None),
                 mixed,
-                None,
+                self.alphas_cumprod,
                 generator=generator,
-                steps=max(1, min(start + 1, round(steps * strength))),
                 start=start,
-                **_sampler_defaults(controls),
+                steps=max(1, min(start + 1, round(steps * strength))),
+                **sampling,
             )
         elif through == "noise":
             z = self.initial_noise(2, generator, None)
@@ -354,11 +323,8 @@ class DiffusionModel(GenerativeModel):
             if classes is not None and self.conditional:
                 a, b = (F.one_hot(self.check_class(c), self.config.num_classes + 1).float() for c in classes)
                 y = (1 - lam.view(-1, 1)) * a + lam.view(-1, 1) * b
-            x = self._run_sampler(mixed, y, generator=generator, steps=steps, **_sampler_defaults(controls))
+            fn = self.denoiser(y, guidance=guidance if y is not None else 0.0)
+            x = S.run_sampler(fn, mixed, self.alphas_cumprod, generator=generator, steps=steps, **sampling)
         else:
             raise GenlabError(f"--through {through}: choose diffused or noise")
         return ((x + 1) / 2).clamp(0, 1)
-
-
-def _sampler_defaults(controls: dict) -> dict:
-    return {"sampler": "ddim", "eta": 0.0, "spacing": "auto", "variance": "beta"} | controls

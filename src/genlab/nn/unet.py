@@ -31,13 +31,13 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
-    """``B×C_in×H×W`` and an embedding ``B×E`` → ``B×C_out×H×W``."""
+    """``B×C_in×H×W`` and an embedding ``B×E`` (none when ``emb_dim`` is 0) → ``B×C_out×H×W``."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float = 0.0) -> None:
+    def __init__(self, c_in: int, c_out: int, emb_dim: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm1 = group_norm(c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
+        self.emb = nn.Linear(emb_dim, c_out) if emb_dim > 0 else None
         self.norm2 = group_norm(c_out)
         self.drop = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
@@ -45,9 +45,10 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        if self.emb is not None:
+            h = h + self.emb(F.silu(emb))[:, :, None, None]
         h = self.conv2(self.drop(F.silu(self.norm2(h))))
         return self.skip(x) + h
 
@@ -71,6 +72,30 @@ class SelfAttention2d(nn.Module):
         return x + self.proj(y.transpose(-1, -2).reshape(B, C, H, W))
 
 
+class CrossAttention2d(nn.Module):
+    """Attention from the H·W positions of ``B×C×H×W`` to context tokens ``B×L×D`` (e.g. a prompt's token
+    features), residual: how a latent diffusion UNet reads the text (Rombach et al. 2022, eq. 3).
+    ``mask`` (``B×L``, True = a real token) keeps padding out."""
+
+    def __init__(self, channels: int, context_dim: int, head_dim: int = 32) -> None:
+        super().__init__()
+        self.heads = max(1, channels // head_dim)
+        self.norm = group_norm(channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, C, H, W = x.shape
+        q = self.q(self.norm(x)).reshape(B, self.heads, C // self.heads, H * W).transpose(-1, -2)
+        k, v = self.kv(context).reshape(B, -1, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        attn_mask = mask[:, None, None, :] if mask is not None else None
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return x + self.proj(y.transpose(-1, -2).reshape(B, C, H, W))
+
+
 class UNet(nn.Module):
     """Predicts the noise (or velocity) of ``x_t`` at timestep ``t``, optionally for class ``y``.
 
@@ -89,11 +114,16 @@ class UNet(nn.Module):
         image_size: int = 32,
         dropout: float = 0.0,
         num_classes: int = 0,
+        context_dim: int = 0,
     ) -> None:
         super().__init__()
         emb_dim = 4 * base_channels
         self.base_channels = base_channels
         self.num_classes = num_classes
+
+        def attention(ch: int) -> list[nn.Module]:
+            return [SelfAttention2d(ch)] + ([CrossAttention2d(ch, context_dim)] if context_dim > 0 else [])
+
         self.time_mlp = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.class_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes > 0 else None
         self.stem = nn.Conv2d(in_channels, base_channels, 3, padding=1)
@@ -104,7 +134,7 @@ class UNet(nn.Module):
                 block = nn.ModuleList([ResBlock(ch, base_channels * mult, emb_dim, dropout)])
                 ch = base_channels * mult
                 if res in attn_resolutions:
-                    block.append(SelfAttention2d(ch))
+                    block.extend(attention(ch))
                 self.down.append(block)
                 skips.append(ch)
             if level < len(channel_mult) - 1:
@@ -112,7 +142,7 @@ class UNet(nn.Module):
                 skips.append(ch)
                 res //= 2
         self.mid = nn.ModuleList(
-            [ResBlock(ch, ch, emb_dim, dropout), SelfAttention2d(ch), ResBlock(ch, ch, emb_dim, dropout)]
+            [ResBlock(ch, ch, emb_dim, dropout), *attention(ch), ResBlock(ch, ch, emb_dim, dropout)]
         )
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
@@ -120,7 +150,7 @@ class UNet(nn.Module):
                 block = nn.ModuleList([ResBlock(ch + skips.pop(), base_channels * mult, emb_dim, dropout)])
                 ch = base_channels * mult
                 if res in attn_resolutions:
-                    block.append(SelfAttention2d(ch))
+                    block.extend(attention(ch))
                 self.up.append(block)
             if level > 0:
                 self.up.append(
@@ -139,22 +169,36 @@ class UNet(nn.Module):
             emb = emb + (y.to(emb.dtype) @ self.class_emb.weight if y.is_floating_point() else self.class_emb(y))
         return emb
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``context`` (``B×L×D`` token features, ``context_mask`` ``B×L``) feeds the cross-attention layers."""
         emb = self.embed(t, y)
+        ctx = (context, context_mask)
         h = self.stem(x)
         hs = [h]
         for block in self.down:
-            h = _run(block, h, emb)
+            h = _run(block, h, emb, ctx)
             hs.append(h)
-        h = _run(self.mid, h, emb)
+        h = _run(self.mid, h, emb, ctx)
         for block in self.up:
             if isinstance(block[0], ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)
-            h = _run(block, h, emb)
+            h = _run(block, h, emb, ctx)
         return self.head(h)
 
 
-def _run(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+def _run(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, ctx: tuple) -> torch.Tensor:
     for layer in layers:
-        h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+        if isinstance(layer, ResBlock):
+            h = layer(h, emb)
+        elif isinstance(layer, CrossAttention2d):
+            h = layer(h, *ctx)
+        else:
+            h = layer(h)
     return h

@@ -186,14 +186,18 @@ def dpmpp_2m_sample(
     return x
 
 
-def cfg_denoiser(net: Callable, y: torch.Tensor, null: torch.Tensor, w: float) -> Denoiser:
-    """Classifier-free guidance (Ho & Salimans 2021): ε̃ = (1 + w) ε(x, y) − w ε(x, ∅); w = 0 is the plain
-    conditional model. ``net(x, t, y)`` is evaluated once on a doubled batch."""
+def cfg_denoiser(
+    net: Callable, cond: object, null: object, w: float, cat: Callable[[object, object], object] | None = None
+) -> Denoiser:
+    """Classifier-free guidance (Ho & Salimans 2021): ε̃ = (1 + w) ε(x, c) − w ε(x, ∅); w = 0 is the plain
+    conditional model. ``net(x, t, c)`` is evaluated once on a doubled batch; ``cat(c, ∅)`` joins the two
+    conditions (default: ``torch.cat`` of class labels)."""
+    join = cat or (lambda a, b: torch.cat([a, b]))
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if w == 0:
-            return net(x, t, y)
-        eps_c, eps_u = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
+            return net(x, t, cond)
+        eps_c, eps_u = net(torch.cat([x, x]), torch.cat([t, t]), join(cond, null)).chunk(2)
         return eps_c + w * (eps_c - eps_u)
 
     return denoise
@@ -229,6 +233,37 @@ def clipped(denoise: Denoiser, alphas_cumprod: torch.Tensor) -> Denoiser:
         return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
     return fn
+
+
+def run_sampler(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    *,
+    sampler: str = "ddim",
+    steps: int = 50,
+    eta: float = 0.0,
+    spacing: str = "auto",
+    variance: str = "beta",
+    start: int | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Denoise ``x`` (pure noise, or noised to timestep ``start``) with one of :data:`SAMPLERS` in ``steps``
+    model evaluations. ``spacing="auto"``: uniform in t for ddpm/ddim (their papers), log-SNR for dpmpp."""
+    if sampler not in SAMPLERS:
+        raise GenlabError(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
+    if variance not in ("beta", "beta_tilde"):
+        raise GenlabError(f"--variance {variance}: choose beta or beta_tilde")
+    T = len(alphas_cumprod) if start is None else start + 1
+    if spacing == "auto":
+        spacing = "logsnr" if sampler == "dpmpp" else "uniform"
+    ts = timesteps(T, steps, spacing, alphas_cumprod)
+    if sampler == "ddpm":
+        return ddpm_sample(denoise, x, alphas_cumprod, ts, variance=variance, generator=generator, progress=progress)
+    if sampler == "ddim":
+        return ddim_sample(denoise, x, alphas_cumprod, ts, eta=eta, generator=generator, progress=progress)
+    return dpmpp_2m_sample(denoise, x, alphas_cumprod, ts, progress=progress)
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, lam: float) -> torch.Tensor:

@@ -1,9 +1,16 @@
-"""``genlab train image``: an image set → a diffusion model (or an image classifier), with held-out figures and
-sample grids along the way."""
+"""``genlab train image|features|autoencoder|clip|attributes|text2image``: an image set → a model, with held-out
+figures and sample grids along the way.
+
+Each family has a recipe: what its batches carry (labels, captions or attributes), how a fresh model is built from
+the data (channels, classes, a tokenizer, the frozen parts of a pipeline), what it reports on held-out images, and
+what it draws every ``sample_every`` steps.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +21,27 @@ from genlab.data.image_data import ImageBatches, ImageSet, load_image_set, split
 from genlab.data.images import image_grid, write_image
 from genlab.errors import GenlabError
 from genlab.runtime import best_device, seed_everything
+from genlab.sampling.diffusion import add_noise
 from genlab.train import distributed
 from genlab.train.runs import plan_run
 from genlab.train.trainer import Trainer
 
 EVAL_SEED = 1234
+EVAL_IMAGES = 512
+#: prompts drawn every ``sample_every`` steps while a text-to-image model trains
+PREVIEW_PROMPTS = (
+    "a large red circle in the center",
+    "a small blue square at the top left",
+    "a medium green triangle at the bottom",
+    "a large yellow star at the right",
+    "a small purple diamond at the bottom right",
+    "a medium orange cross at the top",
+    "a large blue circle on a striped background",
+    "",
+)
 
 
+# --- held-out figures -------------------------------------------------------------------------------
 def diffusion_val_loss(model: Any, val: ImageSet, batches: int, batch_size: int) -> float:
     """Mean denoising loss on held-out images at fixed random (t, ε): comparable from one evaluation to the next."""
     g = torch.Generator(device=model.device).manual_seed(EVAL_SEED)
@@ -40,21 +61,52 @@ def classifier_figures(model: Any, val: ImageSet) -> dict[str, float]:
     if model.config.noisy:
         g = torch.Generator().manual_seed(EVAL_SEED)
         t = torch.randint(0, model.config.timesteps, (len(val),), generator=g)
-        from genlab.sampling.diffusion import add_noise
-
         x_t = add_noise(val.images, torch.randn(val.images.shape, generator=g), t, model.alphas_cumprod.cpu())
-        with torch.no_grad():
-            logits = torch.cat(
-                [
-                    model.logits(x_t[i : i + 256].to(model.device), t[i : i + 256].to(model.device)).cpu()
-                    for i in range(0, len(val), 256)
-                ]
-            )
+        logits = torch.cat(
+            [
+                model.logits(x_t[i : i + 256].to(model.device), t[i : i + 256].to(model.device)).cpu()
+                for i in range(0, len(val), 256)
+            ]
+        )
         out["val_noisy_loss"] = F.cross_entropy(logits, val.labels).item()
         out["val_noisy_accuracy"] = (logits.argmax(-1) == val.labels).float().mean().item()
     return out
 
 
+def reconstruction_figures(model: Any, val: ImageSet) -> dict[str, float]:
+    """PSNR and SSIM (on [0, 1] images) and L1 of held-out reconstructions through the latent mean."""
+    from genlab.eval.quality import psnr, ssim
+
+    x = (val.images[:EVAL_IMAGES] + 1) / 2
+    rec = model.reconstruct(x)
+    return {"val_psnr": psnr(rec, x), "val_ssim": ssim(rec, x), "val_l1": (rec - x).abs().mean().item()}
+
+
+def clip_figures(model: Any, val: ImageSet) -> dict[str, float]:
+    """Held-out image→caption retrieval accuracy among 128 candidates, and zero-shot accuracy on the class names."""
+    n = min(len(val), 128)
+    img = model.encode_image(val.images[:n].to(model.device))
+    txt = model.encode_text(val.captions[:n]).pooled
+    hits = (img @ txt.T).argmax(-1).tolist()  # a duplicate caption counts as a hit
+    out = {"val_retrieval_top1": sum(val.captions[h] == val.captions[i] for i, h in enumerate(hits)) / n}
+    if val.labels is not None and val.class_names:
+        probs = model.zero_shot((val.images[:EVAL_IMAGES] + 1) / 2, [f"a {c}" for c in val.class_names])
+        out["val_zero_shot_accuracy"] = (probs.argmax(-1) == val.labels[:EVAL_IMAGES]).float().mean().item()
+    return out
+
+
+def attribute_figures(model: Any, val: ImageSet) -> dict[str, float]:
+    pred = model.predict((val.images[:EVAL_IMAGES] + 1) / 2)
+    return {f"val_{k}_accuracy": (p == val.attributes[k][:EVAL_IMAGES]).float().mean().item() for k, p in pred.items()}
+
+
+def text2image_val_loss(model: Any, val: ImageSet) -> dict[str, float]:
+    torch.manual_seed(EVAL_SEED)  # on a forked RNG (see Trainer): the same t, ε and dropout at every evaluation
+    x = val.images[:EVAL_IMAGES].to(model.device)
+    return {"val_loss": model.loss((x, None, val.captions[:EVAL_IMAGES])).item()}
+
+
+# --- pictures along the way -------------------------------------------------------------------------
 def sample_grid(model: Any, path: Path, *, seed: int = 0, steps: int = 50, per_class: int = 8) -> Path:
     """A grid from DDIM: one row per class (up to 10) or 8×8 unconditional samples."""
     g = torch.Generator(device=model.device).manual_seed(seed)
@@ -69,78 +121,193 @@ def sample_grid(model: Any, path: Path, *, seed: int = 0, steps: int = 50, per_c
     return write_image(path, image_grid(images.cpu().numpy(), nrow, scale=scale))
 
 
+def prompt_grid(model: Any, path: Path, *, seed: int = 0, steps: int = 50, guidance: float = 3.0) -> Path:
+    """One row per preview prompt, four samples each."""
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    prompts = [p for p in PREVIEW_PROMPTS for _ in range(4)]
+    images = model.sample(len(prompts), prompts, generator=g, steps=steps, guidance=guidance)
+    return write_image(path, image_grid(images.cpu().numpy(), 4, scale=max(1, 64 // model.image_size)))
+
+
+def reconstruction_grid(model: Any, path: Path, val: ImageSet) -> Path:
+    """Held-out images (odd rows) above their reconstructions (even rows)."""
+    x = (val.images[:32] + 1) / 2
+    rec = model.reconstruct(x)
+    rows = torch.cat([torch.stack([x[i : i + 8], rec[i : i + 8]]) for i in range(0, 32, 8)]).flatten(0, 1)
+    return write_image(path, image_grid(rows.numpy(), 8, scale=max(1, 64 // model.config.image_size)))
+
+
+# --- recipes -----------------------------------------------------------------------------------------
+@dataclass
+class Recipe:
+    extra: str  # what batches carry beside images and labels: "", "captions" or "attributes"
+    evaluate: Callable[[Any, ImageSet, Any], dict[str, Any]]
+    draw: Callable[[Any, Path, ImageSet, int], Any] | None = None
+
+
+RECIPES: dict[str, Recipe] = {
+    "diffusion": Recipe(
+        "",
+        lambda m, val, t: {"val_loss": diffusion_val_loss(m, val, t.eval_batches, t.batch_size)},
+        lambda m, path, val, seed: sample_grid(m, path, seed=seed),
+    ),
+    "classifier": Recipe("", lambda m, val, t: classifier_figures(m, val)),
+    "features": Recipe("", lambda m, val, t: {"val_loss": _seeded_loss(m, val)}),
+    "attributes": Recipe("attributes", lambda m, val, t: attribute_figures(m, val)),
+    "autoencoder": Recipe(
+        "",
+        lambda m, val, t: reconstruction_figures(m, val),
+        lambda m, path, val, seed: reconstruction_grid(m, path, val),
+    ),
+    "clip": Recipe("captions", lambda m, val, t: clip_figures(m, val)),
+    "text2image": Recipe(
+        "captions",
+        lambda m, val, t: text2image_val_loss(m, val),
+        lambda m, path, val, seed: prompt_grid(m, path, seed=seed),
+    ),
+}
+
+
+def _seeded_loss(model: Any, val: ImageSet) -> float:
+    torch.manual_seed(EVAL_SEED)
+    return model.loss((val.images[:EVAL_IMAGES].to(model.device), None, None)).item()
+
+
+def build_model(cls: type, mcfg: Any, data: ImageSet, parts: dict[str, str | None], explicit: set[str]) -> Any:
+    """A fresh model whose data-dependent fields come from ``data`` (channels, classes, tokenizer) and, for a
+    pipeline, from its frozen parts (``parts``: autoencoder, text_encoder, perceptual)."""
+    import genlab
+    from genlab.assets import default_model
+
+    if hasattr(mcfg, "channels"):
+        mcfg.channels = data.images.shape[1]
+    if hasattr(mcfg, "num_classes") and "num_classes" not in explicit:
+        mcfg.num_classes = data.num_classes if data.labels is not None else 0
+    family = cls.family
+    if family == "clip":
+        from genlab.models.clip import caption_tokenizer
+
+        tok = caption_tokenizer([c for c in data.captions or [] if c])
+        mcfg.vocab_size = tok.vocab_size
+        mcfg.validate()
+        return cls(mcfg, tok)
+    if family == "text2image":
+        return _build_text2image(cls, mcfg, data, parts)
+    mcfg.validate()
+    model = cls(mcfg)
+    if family == "autoencoder" and mcfg.perceptual_weight > 0:
+        model.attach_perceptual(genlab.load(parts.get("perceptual") or default_model("features"), task="features"))
+    return model
+
+
+def _build_text2image(cls: type, mcfg: Any, data: ImageSet, parts: dict[str, str | None]) -> Any:
+    import genlab
+    from genlab.config import to_dict
+    from genlab.models.text2image import fingerprint
+
+    if not parts.get("autoencoder") or not parts.get("text_encoder"):
+        raise GenlabError("text2image needs --autoencoder DIR and --text-encoder DIR (train them first)")
+    ae = genlab.load(parts["autoencoder"], task="autoencoder")
+    clip = genlab.load(parts["text_encoder"], task="clip")
+    if ae.config.image_size != data.images.shape[-1] or ae.config.channels != data.images.shape[1]:
+        raise GenlabError(
+            f"--autoencoder {parts['autoencoder']} works on {ae.config.image_size}×{ae.config.image_size}×"
+            f"{ae.config.channels} images, the data is {data.images.shape[-1]}×{data.images.shape[-1]}×"
+            f"{data.images.shape[1]} (match --size)"
+        )
+    with torch.no_grad():
+        z = torch.cat([ae.encode(data.images[i : i + 256]) for i in range(0, min(len(data), 2048), 256)])
+    mcfg.latent_scale = float(1.0 / z.std())
+    mcfg.autoencoder, mcfg.text_encoder = to_dict(ae.config), to_dict(clip.config)
+    mcfg.autoencoder_fingerprint, mcfg.text_encoder_fingerprint = fingerprint(ae), fingerprint(clip)
+    mcfg.validate()
+    model = cls(mcfg)
+    model.autoencoder.load_state_dict(ae.state_dict())
+    model.clip.load_state_dict(clip.state_dict())
+    model.clip.tokenizer = clip.tokenizer
+    return model
+
+
 def train_image(
     *,
     data: str | None,
     out: str | Path,
-    family: str = "diffusion",
+    modality: str = "image",
+    family: str | None = None,
     preset: str = "tiny",
     overrides: dict[str, Any] | None = None,
+    size: int | None = None,
+    parts: dict[str, str | None] | None = None,
     strict: bool = False,
     val_fraction: float = 0.2,
     resume: bool = False,
     device: str | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Train a diffusion model or an image classifier on ``data`` (``digits``, ``shapes`` or a folder) into ``out``.
-
-    ``overrides`` may set any model or trainer field; ``image_size`` is the training size (``--size``).
-    """
+    """Train a model of ``family`` (default: the one named by ``modality``) on ``data`` (``digits``, ``shapes`` or
+    a folder) into ``out``. ``overrides`` may set any model or trainer field; ``image_size`` is the training size.
+    ``parts``: the frozen autoencoder / text encoder of a text-to-image model, the perceptual network of an
+    autoencoder (checkpoint directories)."""
     out = Path(out)
-    plan = plan_run(
-        out,
-        modality=("image", "classifier"),
-        family=family,
-        preset=preset,
-        overrides=dict(overrides or {}),
-        resume=resume,
-    )
+    family = family or ("diffusion" if modality == "image" else modality)
+    overrides = dict(overrides or {})
+    if size is not None and family != "text2image":
+        overrides.setdefault("image_size", size)
+    if not resume and family not in RECIPES:
+        raise GenlabError(f"unknown {modality} family {family!r}; choose one of: {', '.join(RECIPES)}")
+    plan = plan_run(out, modality=None, family=family, preset=preset, overrides=overrides, resume=resume)
     cls, mcfg, tcfg = plan.cls, plan.model_config, plan.train_config
+    recipe = RECIPES[cls.family]
     if resume:
         data = data or plan.saved.get("data")
         val_fraction = plan.saved.get("val_fraction", val_fraction)
     if data is None:
         raise GenlabError("--data is required: a folder of images, 'digits' or 'shapes'")
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
-    dataset = load_image_set(data, mcfg.image_size, strict=strict)
-    if not resume:
-        mcfg.channels = dataset.images.shape[1]
-        if "num_classes" not in plan.explicit:
-            mcfg.num_classes = dataset.num_classes if dataset.labels is not None else 0
-        mcfg.validate()
+    if size is not None and _image_size(cls, mcfg, parts or {}) != size:
+        raise GenlabError(f"--size {size}: this model works at {_image_size(cls, mcfg, parts or {})} pixels")
+    size = _image_size(cls, mcfg, parts or {})
+    dataset = load_image_set(data, size, strict=strict)
+    if recipe.extra == "attributes" and dataset.attributes is None:
+        raise GenlabError(
+            f"--data {data}: the attribute classifier needs shapes (it names kind, colour, size, position)"
+        )
     if cls.family == "classifier" and dataset.labels is None:
         raise GenlabError(f"--data {data}: a classifier needs labels (put the images in one sub-folder per class)")
     train_set, val_set = split_images(dataset, val_fraction)
     say(
-        f"data: {len(dataset)} images of {mcfg.image_size}×{mcfg.image_size}×{mcfg.channels}, "
+        f"data: {len(dataset)} images of {size}×{size}×{dataset.images.shape[1]}, "
         f"{dataset.num_classes or 'no'} classes; {len(train_set)} train, {len(val_set)} held out"
     )
     info, dev = distributed.setup(best_device(device))
     seed_everything(tcfg.seed + info.rank)
-    model = cls(mcfg)
+    if resume:
+        model = cls(mcfg) if cls.family not in ("clip", "text2image") else _rebuild(cls, mcfg, out)
+        if cls.family == "autoencoder" and mcfg.perceptual_weight > 0:
+            import genlab
+            from genlab.assets import default_model
+
+            perceptual = (parts or {}).get("perceptual") or plan.saved.get("perceptual") or default_model("features")
+            model.attach_perceptual(genlab.load(perceptual, task="features"))
+    else:
+        model = build_model(cls, mcfg, train_set, parts or {}, plan.explicit)
     say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
-
-    def evaluate(m: Any) -> dict[str, Any]:
-        if cls.family == "classifier":
-            return classifier_figures(m, val_set)
-        return {"val_loss": diffusion_val_loss(m, val_set, tcfg.eval_batches, tcfg.batch_size)}
-
-    def on_sample(m: Any, step: int) -> None:
-        sample_grid(m, out / "samples" / f"step_{step:06d}.png", seed=tcfg.seed)
-
     run_info = {"data": str(data), "val_fraction": val_fraction, "class_names": dataset.class_names}
+    run_info |= {k: str(v) for k, v in (parts or {}).items() if v}
     trainer = Trainer(
         model,
         tcfg,
-        batches=ImageBatches(train_set, batch_size=tcfg.batch_size, seed=tcfg.seed, rank=info.rank),
         out_dir=out,
-        evaluate=evaluate if len(val_set) else None,
-        on_sample=on_sample if cls.family == "diffusion" else None,
         items_per_batch=tcfg.batch_size,
         unit="img",
         run=run_info,
         device=dev,
         dist=info,
+        batches=ImageBatches(train_set, batch_size=tcfg.batch_size, seed=tcfg.seed, rank=info.rank, extra=recipe.extra),
+        evaluate=(lambda m: recipe.evaluate(m, val_set, tcfg)) if len(val_set) else None,
+        on_sample=(lambda m, step: recipe.draw(m, out / "samples" / f"step_{step:06d}.png", val_set, tcfg.seed))
+        if recipe.draw and len(val_set)
+        else None,
         quiet=quiet,
     )
     result = trainer.fit(resume=resume)
@@ -153,3 +320,26 @@ def train_image(
         "loss": result.loss,
         "held_out": result.evals,
     }
+
+
+def _image_size(cls: type, mcfg: Any, parts: dict[str, str | None]) -> int:
+    """The training size: the model's, or, for a text-to-image model, its autoencoder's."""
+    if cls.family != "text2image":
+        return mcfg.image_size
+    if mcfg.autoencoder:
+        return mcfg.autoencoder["image_size"]
+    if not parts.get("autoencoder"):
+        raise GenlabError("text2image needs --autoencoder DIR and --text-encoder DIR (train them first)")
+    from genlab.train.checkpoint import read_config
+
+    return read_config(parts["autoencoder"])["config"]["image_size"]
+
+
+def _rebuild(cls: type, mcfg: Any, out: Path) -> Any:
+    """A pipeline family to resume: built from its config, its tokenizer read from the run."""
+    from genlab.data.tokenizers import load_tokenizer
+
+    model = cls(mcfg) if cls.family == "text2image" else cls(mcfg, load_tokenizer(out))
+    if cls.family == "text2image":
+        model.clip.tokenizer = load_tokenizer(out)
+    return model

@@ -33,7 +33,15 @@ def resolve_configs(cls: type, preset: str, overrides: dict[str, Any]) -> tuple[
     return mcfg, tcfg
 
 
-def plan_run(out: Path, *, modality: str, family: str, preset: str, overrides: dict[str, Any], resume: bool) -> RunPlan:
+def plan_run(
+    out: Path,
+    *,
+    modality: str | tuple[str, ...] | None,
+    family: str,
+    preset: str,
+    overrides: dict[str, Any],
+    resume: bool,
+) -> RunPlan:
     """Configs for a new run in ``out`` (which must not hold one), or those of the run to resume there.
 
     On resume the model's shape is fixed; ``overrides`` may change trainer fields (steps, time budget, ...).

@@ -245,7 +245,8 @@ class Trainer:
         net: torch.nn.Module = model
         if self.dist.enabled:
             ids = [device.index] if device.type == "cuda" else None
-            net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            unused = getattr(model, "ddp_find_unused_parameters", False)  # e.g. a critic that starts late
+            net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
         if cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda"):
             net = torch.compile(net)
         unbounded = cfg.steps >= 10**9
@@ -348,17 +349,27 @@ class Trainer:
     def _averaged(self) -> contextlib.AbstractContextManager:
         return self._ema.applied(self.model) if self._ema is not None else contextlib.nullcontext()
 
+    def _aside(self) -> contextlib.ExitStack:
+        """Evaluation and sampling run in eval mode, without gradients, with the EMA weights, and on a forked RNG,
+        so whatever randomness they use leaves the training stream (and exact resume) untouched."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.no_grad())
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        stack.enter_context(torch.random.fork_rng(devices=devices))
+        stack.enter_context(self._averaged())
+        return stack
+
     def _run_sample(self, step: int) -> None:
         if self.dist.is_main:
             self.model.eval()
-            with torch.no_grad(), self._averaged():
+            with self._aside():
                 self.on_sample(self.model, step)
             self.model.train()
         distributed.barrier(self.dist)
 
     def _run_eval(self, step: int) -> dict[str, Any]:
         self.model.eval()
-        with torch.no_grad(), self._averaged():
+        with self._aside():
             evals = self.evaluate(self.model) if self.dist.is_main else {}
         self.model.train()
         if self.dist.is_main:

@@ -1,0 +1,199 @@
+"""CLIP: a joint text–image space learned contrastively (Radford et al. 2021), and zero-shot classification.
+
+Formulation: an image encoder f and a text encoder g map matching image–caption pairs to nearby unit vectors.
+Representation: image tower = a convolutional trunk + linear projection; text tower = a small causal transformer over
+byte-level BPE tokens, read at the end-of-text token (as CLIP) + linear projection. The text tower's per-token
+outputs are also the token-level features that condition text-to-image diffusion through cross-attention.
+Objective (the paper's Figure 3): for a batch of N pairs, logits = exp(t) · f(x_i)·g(y_j), and the symmetric
+cross-entropy of matching each image to its caption and each caption to its image; the temperature t is learned.
+Inference: zero-shot classification — embed the candidate labels ("a circle", "a star", ...) and pick the one whose
+embedding is most similar to the image's (lecture 02: "create dataset classifier from label text").
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.data.tokenizers import BPETokenizer, Tokenizer, load_tokenizer, save_tokenizer
+from genlab.errors import GenlabError, GenlabWarning
+from genlab.models.base import GenerativeModel
+from genlab.models.diffusion import parse_ints
+from genlab.nn.convnet import ConvTrunk
+from genlab.nn.transformer import Block
+
+
+@dataclass
+class CLIPConfig:
+    image_size: int = 32
+    channels: int = 3  # set from the data
+    vocab_size: int = 0  # set from the tokenizer (2 more ids follow: padding and end-of-text)
+    base_channels: int = 32
+    channel_mult: str = "1,2,2"
+    text_width: int = 128
+    text_layers: int = 3
+    text_heads: int = 4
+    context_length: int = 32  # tokens, end-of-text included; longer prompts are cut with a warning
+    embed_dim: int = 128
+
+    def validate(self) -> None:
+        if self.text_width % self.text_heads:
+            raise GenlabError("clip: text_width must be a multiple of text_heads")
+        if self.context_length < 2:
+            raise GenlabError("clip: context_length must be at least 2")
+
+
+@dataclass
+class TextFeatures:
+    tokens: torch.Tensor  # B×L×D per-token features (cross-attention context)
+    mask: torch.Tensor  # B×L, True for real tokens (the end-of-text token included)
+    pooled: torch.Tensor  # B×E unit vectors in the joint space
+
+
+class CLIP(GenerativeModel):
+    family = "clip"
+    modality = "clip"
+    Config = CLIPConfig
+    presets = {
+        "tiny": dict(
+            base_channels=32,
+            text_width=128,
+            text_layers=3,
+            embed_dim=128,
+            batch_size=128,
+            lr=1e-3,
+            min_lr=5e-5,
+            steps=3000,
+            warmup=200,
+            weight_decay=0.1,
+            eval_every=500,
+        ),
+        "small": dict(
+            base_channels=64,
+            text_width=256,
+            text_layers=4,
+            embed_dim=256,
+            batch_size=256,
+            lr=5e-4,
+            min_lr=2e-5,
+            steps=10000,
+            warmup=500,
+            weight_decay=0.1,
+            eval_every=1000,
+        ),
+        "base": dict(
+            base_channels=128,
+            channel_mult="1,2,2,2",
+            text_width=512,
+            text_layers=6,
+            text_heads=8,
+            embed_dim=512,
+            batch_size=512,
+            lr=3e-4,
+            min_lr=1e-5,
+            steps=50000,
+            warmup=2000,
+            weight_decay=0.1,
+            eval_every=5000,
+        ),
+    }
+
+    def __init__(self, config: CLIPConfig, tokenizer: Tokenizer | None = None) -> None:
+        super().__init__(config)
+        config.validate()
+        c = config
+        if c.vocab_size < 1:
+            raise GenlabError("clip: vocab_size must be set (it comes from the tokenizer)")
+        self.tokenizer = tokenizer
+        self.image_trunk = ConvTrunk(
+            in_channels=c.channels,
+            base_channels=c.base_channels,
+            channel_mult=parse_ints(c.channel_mult, "channel_mult"),
+        )
+        self.image_proj = nn.Linear(self.image_trunk.feature_dim, c.embed_dim, bias=False)
+        self.token_emb = nn.Embedding(c.vocab_size + 2, c.text_width)
+        self.pos_emb = nn.Parameter(torch.randn(c.context_length, c.text_width) * 0.01)
+        self.blocks = nn.ModuleList(Block(n_embd=c.text_width, n_head=c.text_heads) for _ in range(c.text_layers))
+        self.ln_final = nn.LayerNorm(c.text_width)
+        self.text_proj = nn.Linear(c.text_width, c.embed_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    @property
+    def pad_id(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def eot_id(self) -> int:
+        return self.config.vocab_size + 1
+
+    def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts → ids ``B×L`` (tokens, end-of-text, padding) and their lengths ``B``; an empty prompt is just
+        the end-of-text token. Prompts longer than ``context_length`` are cut, with a warning."""
+        if self.tokenizer is None:
+            raise GenlabError("clip: no tokenizer attached")
+        L = self.config.context_length
+        rows = []
+        for p in prompts:
+            ids = self.tokenizer.encode(p) if p else []
+            if len(ids) > L - 1:
+                warnings.warn(
+                    f"the prompt has {len(ids)} tokens; keeping the first {L - 1}: {p[:60]!r}…", GenlabWarning, 2
+                )
+                ids = ids[: L - 1]
+            rows.append(ids + [self.eot_id])
+        width = max(len(r) for r in rows)
+        out = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = torch.tensor(r)
+        return out.to(self.device), torch.tensor([len(r) for r in rows], device=self.device)
+
+    def encode_text(self, prompts: list[str]) -> TextFeatures:
+        ids, lengths = self.tokenize(prompts)
+        x = self.token_emb(ids) + self.pos_emb[: ids.shape[1]]
+        for block in self.blocks:
+            x = block(x)  # causal: the end-of-text token has seen the whole prompt, padding sees nothing after it
+        x = self.ln_final(x)
+        eot = x[torch.arange(x.shape[0], device=x.device), lengths - 1]
+        mask = torch.arange(ids.shape[1], device=x.device)[None] < lengths[:, None]
+        return TextFeatures(x, mask, F.normalize(self.text_proj(eot), dim=-1))
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """``B×C×H×W`` in [-1, 1] → ``B×E`` unit vectors."""
+        return F.normalize(self.image_proj(self.image_trunk(images)[0]), dim=-1)
+
+    def loss(self, batch: tuple) -> torch.Tensor:
+        images, _, captions = batch
+        img = self.encode_image(images)
+        txt = self.encode_text(list(captions)).pooled
+        logits = self.logit_scale.clamp(max=math.log(100)).exp() * img @ txt.T
+        target = torch.arange(len(captions), device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+    @torch.no_grad()
+    def zero_shot(self, images01: torch.Tensor, labels: list[str]) -> torch.Tensor:
+        """Probabilities ``B×K`` of each label for each image (in [0, 1]): softmax of scaled cosine similarities."""
+        if len(labels) < 2:
+            raise GenlabError("--labels: give at least two labels, separated by commas")
+        img = self.encode_image(images01.to(self.device) * 2 - 1)
+        txt = self.encode_text(labels).pooled
+        return (self.logit_scale.exp() * img @ txt.T).softmax(-1).cpu()
+
+    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
+        raise GenlabError("CLIP does not generate images; it scores image–text pairs")
+
+    def save_extras(self, directory: Path) -> None:
+        save_tokenizer(self.tokenizer, directory)
+
+    def load_extras(self, directory: Path) -> None:
+        self.tokenizer = load_tokenizer(directory)
+
+
+def caption_tokenizer(captions: list[str], vocab_size: int = 512) -> Tokenizer:
+    """Byte-level BPE trained on the captions: whole words become single tokens, any prompt stays encodable."""
+    return BPETokenizer.train("\n".join(c for c in captions if c), vocab_size)

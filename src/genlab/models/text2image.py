@@ -1,0 +1,365 @@
+"""Latent text-to-image diffusion in the Stable Diffusion style (Rombach et al. 2022).
+
+Formulation: p(x | prompt) through a latent z = s · E(x) of a perceptual autoencoder (:mod:`autoencoder`), scaled by
+s so the latents have about unit variance; diffusion (the forward process and DDPM objective of
+:mod:`diffusion`) runs on z; the prompt conditions the denoiser through cross-attention to the per-token features
+of a frozen text encoder (CLIP's text tower, :mod:`clip`).
+Representation: the UNet of :mod:`genlab.nn.unet` with cross-attention after each self-attention (eq. 3 of the
+paper: Attention(Q = W_Q φ(z_t), K = W_K τ(y), V = W_V τ(y))); the autoencoder and the text encoder ride along
+frozen, so one checkpoint holds the whole pipeline.
+Objective: E ‖ε − ε_θ(z_t, t, τ(y))‖², with the caption replaced by the empty prompt with probability
+``caption_drop`` so one network also learns the unconditional model (classifier-free guidance).
+Inference: every sampler of :mod:`genlab.sampling.diffusion`; guidance ε̃ = (1 + w) ε(z, c) − w ε(z, c⁻), where c⁻
+is the empty prompt or a negative prompt; the decoder maps the final latent to pixels. Editing: img2img (SDEdit:
+noise the image's latent to strength·T, then denoise with the prompt), inpainting (RePaint: at every step the known
+region is replaced by the noised original, with resampling), and interpolation between prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from genlab.config import from_dict
+from genlab.data.tokenizers import load_tokenizer, save_tokenizer
+from genlab.errors import GenlabError
+from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
+from genlab.models.base import GenerativeModel
+from genlab.models.clip import CLIP, CLIPConfig, TextFeatures
+from genlab.models.diffusion import parse_ints
+from genlab.nn.unet import UNet
+from genlab.sampling import diffusion as S
+
+
+@dataclass
+class TextToImageConfig:
+    base_channels: int = 64
+    channel_mult: str = "1,2"
+    num_res_blocks: int = 2
+    attn_resolutions: str = "8,4"
+    dropout: float = 0.0
+    caption_drop: float = 0.1  # probability of training on the empty prompt (enables classifier-free guidance)
+    timesteps: int = 1000
+    schedule: str = "linear"
+    latent_scale: float = 1.0  # s: 1 / std of the autoencoder's latents, measured when training starts
+    autoencoder: dict = field(default_factory=dict)  # the frozen autoencoder's config
+    text_encoder: dict = field(default_factory=dict)  # the frozen CLIP's config
+    autoencoder_fingerprint: str = ""  # what the UNet's latents belong to (see fingerprint())
+    text_encoder_fingerprint: str = ""
+
+    def validate(self) -> None:
+        parse_ints(self.channel_mult, "channel_mult")
+        parse_ints(self.attn_resolutions, "attn_resolutions")
+        if not 0.0 <= self.caption_drop < 1.0:
+            raise GenlabError("text2image: caption_drop must be in [0, 1)")
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's weights: two checkpoints with the same fingerprint hold the same weights."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class TextToImage(GenerativeModel):
+    family = "text2image"
+    modality = "image"
+    Config = TextToImageConfig
+    presets = {
+        "tiny": dict(
+            base_channels=64,
+            channel_mult="1,2",
+            num_res_blocks=2,
+            attn_resolutions="8,4",
+            batch_size=64,
+            lr=5e-4,
+            min_lr=5e-5,
+            steps=15000,
+            warmup=500,
+            ema=0.999,
+            weight_decay=0.0,
+            eval_every=1000,
+            sample_every=2500,
+        ),
+        "small": dict(
+            base_channels=96,
+            channel_mult="1,2,2",
+            num_res_blocks=2,
+            attn_resolutions="16,8,4",
+            batch_size=64,
+            lr=2e-4,
+            min_lr=2e-5,
+            steps=50000,
+            warmup=1000,
+            ema=0.9995,
+            weight_decay=0.0,
+            eval_every=2500,
+            sample_every=5000,
+        ),
+        "base": dict(
+            base_channels=192,
+            channel_mult="1,2,3,4",
+            num_res_blocks=2,
+            attn_resolutions="16,8,4",
+            batch_size=128,
+            lr=1e-4,
+            min_lr=1e-5,
+            steps=200000,
+            warmup=2000,
+            ema=0.9999,
+            weight_decay=0.0,
+            eval_every=5000,
+            sample_every=10000,
+        ),
+    }
+
+    def __init__(self, config: TextToImageConfig) -> None:
+        super().__init__(config)
+        config.validate()
+        if not config.autoencoder or not config.text_encoder:
+            raise GenlabError("text2image: train it with --autoencoder DIR and --text-encoder DIR")
+        self.autoencoder = Autoencoder(from_dict(AutoencoderConfig, config.autoencoder))
+        self.clip = CLIP(from_dict(CLIPConfig, config.text_encoder))
+        self.autoencoder.requires_grad_(False)
+        self.clip.requires_grad_(False)
+        ae = self.autoencoder.config
+        self.latent_channels, self.latent_size = ae.z_channels, ae.image_size // ae.factor
+        self.unet = UNet(
+            in_channels=self.latent_channels,
+            base_channels=config.base_channels,
+            channel_mult=parse_ints(config.channel_mult, "channel_mult"),
+            num_res_blocks=config.num_res_blocks,
+            attn_resolutions=parse_ints(config.attn_resolutions, "attn_resolutions"),
+            image_size=self.latent_size,
+            dropout=config.dropout,
+            context_dim=self.clip.config.text_width,
+        )
+        betas = S.beta_schedule(config.schedule, config.timesteps)
+        self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0).float(), persistent=False)
+
+    def train(self, mode: bool = True) -> TextToImage:
+        super().train(mode)
+        self.autoencoder.eval()  # frozen parts never switch to training behaviour
+        self.clip.eval()
+        return self
+
+    @property
+    def image_size(self) -> int:
+        return self.autoencoder.config.image_size
+
+    # --- conditioning ---------------------------------------------------------------------------
+    def text(self, prompts: list[str]) -> TextFeatures:
+        with torch.no_grad():
+            return self.clip.encode_text(prompts)
+
+    @staticmethod
+    def join(a: TextFeatures, b: TextFeatures) -> TextFeatures:
+        """Stack two batches of token features, padding the shorter sequence (masked out)."""
+        L = max(a.tokens.shape[1], b.tokens.shape[1])
+
+        def pad(f: TextFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+            extra = L - f.tokens.shape[1]
+            return F.pad(f.tokens, (0, 0, 0, extra)), F.pad(f.mask, (0, extra), value=False)
+
+        (ta, ma), (tb, mb) = pad(a), pad(b)
+        return TextFeatures(torch.cat([ta, tb]), torch.cat([ma, mb]), torch.cat([a.pooled, b.pooled]))
+
+    def eps(self, z_t: torch.Tensor, t: torch.Tensor, cond: TextFeatures) -> torch.Tensor:
+        return self.unet(z_t, t, context=cond.tokens, context_mask=cond.mask)
+
+    # --- latents ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def to_latent(self, images: torch.Tensor, *, sample: bool = False) -> torch.Tensor:
+        """Images in [-1, 1] → scaled latents s · E(x)."""
+        return self.config.latent_scale * self.autoencoder.encode(images, sample=sample)
+
+    @torch.no_grad()
+    def from_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Scaled latents → images in [0, 1]."""
+        return ((self.autoencoder.decode(z / self.config.latent_scale) + 1) / 2).clamp(0, 1)
+
+    def loss(self, batch: tuple) -> torch.Tensor:
+        images, _, captions = batch
+        z0 = self.to_latent(images, sample=True)
+        B = z0.shape[0]
+        drop = torch.rand(B) < self.config.caption_drop
+        prompts = ["" if d else c for d, c in zip(drop.tolist(), captions, strict=True)]
+        t = torch.randint(0, self.config.timesteps, (B,), device=z0.device)
+        noise = torch.randn_like(z0)
+        z_t = S.add_noise(z0, noise, t, self.alphas_cumprod)
+        return F.mse_loss(self.eps(z_t, t, self.text(prompts)).float(), noise.float())
+
+    # --- generation ------------------------------------------------------------------------------
+    def denoiser(self, prompts: list[str], *, guidance: float = 0.0, negative: str = "") -> S.Denoiser:
+        if guidance < 0:
+            raise GenlabError(f"--guidance {guidance}: must be ≥ 0")
+        # no x̂_0 clipping: latents are not confined to [-1, 1]
+        return S.cfg_denoiser(self.eps, self.text(prompts), self.text([negative] * len(prompts)), guidance, self.join)
+
+    def _prompts(self, n: int, cond: str | list[str] | None) -> list[str]:
+        if cond is None or isinstance(cond, str):
+            return [cond or ""] * n
+        if len(cond) != n:
+            raise GenlabError(f"got {len(cond)} prompts for {n} images")
+        return list(cond)
+
+    def initial_noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        shape = (n, self.latent_channels, self.latent_size, self.latent_size)
+        return torch.randn(shape, generator=generator, device=self.device)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        cond: str | list[str] | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        guidance: float = 0.0,
+        negative_prompt: str = "",
+        noise: torch.Tensor | None = None,
+        **sampling: Any,
+    ) -> torch.Tensor:
+        """``n`` images ``n×3×H×W`` in [0, 1] for the prompt ``cond`` (one string, or ``n``); the empty prompt (or
+        None) draws from the unconditional model. ``guidance`` w; ``negative_prompt`` replaces the empty prompt in
+        the guidance's unconditional branch. ``sampling``: sampler, steps, eta, spacing, variance, progress."""
+        fn = self.denoiser(self._prompts(n, cond), guidance=guidance, negative=negative_prompt)
+        z = self.initial_noise(n, generator) if noise is None else noise.to(self.device)
+        return self.from_latent(S.run_sampler(fn, z, self.alphas_cumprod, generator=generator, **sampling))
+
+    @torch.no_grad()
+    def img2img(
+        self,
+        images01: torch.Tensor,
+        prompt: str,
+        *,
+        strength: float = 0.6,
+        generator: torch.Generator | None = None,
+        guidance: float = 0.0,
+        negative_prompt: str = "",
+        steps: int = 50,
+        **sampling: Any,
+    ) -> torch.Tensor:
+        """SDEdit (Meng et al. 2022): noise the images' latents to t = strength·T and denoise them with the
+        prompt. strength 0 returns the input unchanged; 1 ignores it."""
+        if not 0.0 <= strength <= 1.0:
+            raise GenlabError(f"--strength {strength}: must be in [0, 1]")
+        if strength == 0:
+            return images01.clone()
+        n = images01.shape[0]
+        z0 = self.to_latent(images01.to(self.device) * 2 - 1)
+        start = max(0, round(strength * (self.config.timesteps - 1)))
+        noise = torch.randn(z0.shape, generator=generator, device=self.device)
+        z = S.add_noise(z0, noise, torch.full((n,), start, device=self.device), self.alphas_cumprod)
+        fn = self.denoiser([prompt] * n, guidance=guidance, negative=negative_prompt)
+        run_steps = max(1, min(start + 1, round(steps * strength)))
+        z = S.run_sampler(fn, z, self.alphas_cumprod, start=start, steps=run_steps, generator=generator, **sampling)
+        return self.from_latent(z)
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        images01: torch.Tensor,
+        mask: torch.Tensor,
+        prompt: str,
+        *,
+        generator: torch.Generator | None = None,
+        guidance: float = 0.0,
+        negative_prompt: str = "",
+        steps: int = 50,
+        resample: int = 2,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Fill ``mask`` (``B×1×H×W``, 1 = to generate) from the prompt, RePaint-style (Lugmayr et al. 2022) in
+        latent space: after every DDIM step the known latent region is replaced by the original noised to the new
+        level, and each step is redone ``resample`` times (jump back one step with fresh noise) so the two regions
+        agree. The known pixels are then copied from the input, exactly."""
+        n = images01.shape[0]
+        x = images01.to(self.device)
+        m = mask.to(self.device).float()
+        z0 = self.to_latent(x * 2 - 1)
+        m_lat = F.interpolate(m, size=z0.shape[-2:], mode="area").clamp(0, 1).gt(0).float()  # any hole → generate
+        fn = self.denoiser([prompt] * n, guidance=guidance, negative=negative_prompt)
+        ac = self.alphas_cumprod
+        ts = S.timesteps(self.config.timesteps, steps, "uniform")
+        z = self.initial_noise(n, generator)
+
+        def known(level: int) -> torch.Tensor:
+            if level < 0:
+                return z0
+            eps = torch.randn(z0.shape, generator=generator, device=self.device)
+            return S.add_noise(z0, eps, torch.full((n,), level, device=self.device), ac)
+
+        for t, prev in zip(ts, [*ts[1:], -1], strict=True):
+            for r in range(resample):
+                z_prev = m_lat * _ddim_step(fn, z, ac, t, prev) + (1 - m_lat) * known(prev)
+                if r < resample - 1 and prev >= 0:  # go back up one step: q(z_t | z_prev)
+                    a_t, a_p = ac[t], ac[prev]
+                    noise = torch.randn(z.shape, generator=generator, device=self.device)
+                    z = (a_t / a_p).sqrt() * z_prev + (1 - a_t / a_p).sqrt() * noise
+                else:
+                    z = z_prev
+        out = self.from_latent(z)
+        return m * out + (1 - m) * x  # known pixels exactly as given
+
+    @torch.no_grad()
+    def interpolate_prompts(
+        self,
+        a: str,
+        b: str,
+        frames: int,
+        *,
+        generator: torch.Generator | None = None,
+        guidance: float = 0.0,
+        **sampling: Any,
+    ) -> torch.Tensor:
+        """One noise, the prompt's token features mixed linearly from ``a`` to ``b`` over ``frames`` images."""
+        if frames < 2:
+            raise GenlabError(f"--frames {frames}: need at least 2")
+        fa, fb = self.text([a]), self.text([b])
+        both = self.join(fa, fb)
+        lam = torch.linspace(0, 1, frames, device=self.device).view(-1, 1, 1)
+        tokens = (1 - lam) * both.tokens[:1] + lam * both.tokens[1:]
+        cond = TextFeatures(
+            tokens, (both.mask[:1] | both.mask[1:]).expand(frames, -1), both.pooled[:1].expand(frames, -1)
+        )
+        null = self.text([""] * frames)
+        fn = S.cfg_denoiser(self.eps, cond, null, guidance, self.join)
+        z = self.initial_noise(1, generator).expand(frames, -1, -1, -1).contiguous()
+        return self.from_latent(S.run_sampler(fn, z, self.alphas_cumprod, generator=generator, **sampling))
+
+    # --- the pipeline's parts --------------------------------------------------------------------
+    def check_parts(self) -> None:
+        """The frozen parts must be the ones the UNet was trained with."""
+        for part, expected, name in (
+            (self.autoencoder, self.config.autoencoder_fingerprint, "autoencoder"),
+            (self.clip, self.config.text_encoder_fingerprint, "text encoder"),
+        ):
+            got = fingerprint(part)
+            if expected and got != expected:
+                raise GenlabError(
+                    f"the {name} does not belong with this diffusion model: its weights' fingerprint is {got}, "
+                    f"the model was trained with {expected}"
+                )
+
+    def save_extras(self, directory: Path) -> None:
+        save_tokenizer(self.clip.tokenizer, directory)
+
+    def load_extras(self, directory: Path) -> None:
+        self.clip.tokenizer = load_tokenizer(directory)
+        self.check_parts()
+
+
+def _ddim_step(fn: S.Denoiser, z: torch.Tensor, ac: torch.Tensor, t: int, prev: int) -> torch.Tensor:
+    """One deterministic DDIM step (eq. 12, η = 0) from timestep t to prev (prev < 0: to the clean latent)."""
+    a_t = ac[t]
+    a_p = ac[prev] if prev >= 0 else torch.ones((), device=z.device)
+    eps = fn(z, torch.full((z.shape[0],), t, device=z.device))
+    x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    return a_p.sqrt() * x0 + (1 - a_p).sqrt() * eps
