@@ -23,6 +23,7 @@ examples:
   genlab train text --data my.txt --model gpt --preset tiny --out runs/my-gpt
   genlab train text --data kjv --model ngram --set order=5 --out runs/5gram
   genlab eval text runs/my-gpt --data held_out.txt --json
+  genlab edit inpaint --image photo.jpg --mask hole.png --out filled.png   # also texture, retarget, denoise, ...
 
 Every verb has its own --help. Docs: docs/index.md in the source tree.
 """
@@ -307,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
-    for add in (add_train, add_generate, add_eval, add_export, add_demo):
+    from genlab.edit.cli import add_edit
+
+    for add in (add_train, add_generate, add_eval, add_export, add_demo, add_edit):
         add(sub)
     return parser
 
