@@ -62,6 +62,7 @@ def _patch_options(p: argparse.ArgumentParser, patch: int) -> None:
 
 DIP_ITERATIONS_HELP = "optimizer steps (default per task: denoise 1000, dejpeg 600, superres 1000, inpaint 1500)"
 DEVICE_HELP = "cpu, cuda, cuda:N or mps (default: the best available)"
+REFERENCE_HELP = "the clean image: PSNR and SSIM of the result (Deep Image Prior also shows PSNR as it fits)"
 
 
 def _dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bool = True) -> None:
@@ -99,7 +100,6 @@ def _dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bool 
         default=0,
         help="CPU threads (0: torch's default); one is often faster for small images or a busy CPU",
     )
-    g.add_argument("--reference", help="the clean image: PSNR (and SSIM) of the result; DIP shows PSNR as it fits")
 
 
 @contextmanager
@@ -318,6 +318,7 @@ def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
         help=f"patchmatch: PatchMatch iterations per EM step (default 3); dip: {DIP_ITERATIONS_HELP}",
     )
     p.add_argument("--device", help=f"patchmatch: {PATCH_DEVICE_HELP}; dip: {DEVICE_HELP}")
+    p.add_argument("--reference", help=REFERENCE_HELP + "; for inpainting also inside the hole")
     g = p.add_argument_group("patchmatch")
     g.add_argument("--patch", type=int, default=9, help="patch side in pixels")
     g = p.add_argument_group("telea and ns")
@@ -512,6 +513,7 @@ def _add_restore(tasks: argparse._SubParsersAction, task: str) -> None:
     p.add_argument("--method", default="dip", choices=choices, help="restoration method")
     if task == "superres":
         p.add_argument("--scale", type=int, default=4, help="enlargement factor")
+    p.add_argument("--reference", help=REFERENCE_HELP)
     _dip_options(p)
     _common(p, max_pixels=DIP_MAX_PIXELS)
     p.set_defaults(func=cmd_restore, task=task)

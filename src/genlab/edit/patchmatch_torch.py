@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genlab.edit.patchmatch import ALPHA, NNF, channels, check_patch, grid_shape
+from genlab.edit.patchmatch import ALPHA, NNF, check_pair, grid_shape
 from genlab.errors import GenlabError
 
 JUMPS = (8, 4, 2, 1)  # propagation distances tried each iteration
@@ -55,10 +55,7 @@ def patchmatch_torch(
     on_iteration=None,  # noqa: ANN001  (callable(iteration, NNF) -> None)
 ) -> NNF:
     """The PatchMatch field from ``a`` to ``b`` computed on ``device``; arguments as in ``patchmatch``."""
-    check_patch(a.shape, patch, "image A")
-    check_patch(b.shape, patch, "image B")
-    if channels(a) != channels(b):
-        raise GenlabError(f"images A and B have different numbers of channels: {channels(a)} and {channels(b)}")
+    check_pair(a, b, patch)
     device = torch.device(device)
     ga, gb = grid_shape(a.shape, patch), grid_shape(b.shape, patch)
     pa, pb = _patches(a, patch, device), _patches(b, patch, device)
