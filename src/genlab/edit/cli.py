@@ -572,8 +572,8 @@ def _add_nnf(tasks: argparse._SubParsersAction) -> None:
         description="Compute the PatchMatch field (Barnes et al. 2009: random initialization, propagation, random "
         "search) from every patch of A to a similar patch of B. --out gets the field colour-coded as in the paper "
         "(red = matched x, blue = matched y; one pixel per patch of A, so it is patch-1 pixels smaller); the "
-        "reconstruction of A from B's patches goes beside it. About 0.1 s for 256x256 and 0.5 s for 512x512 with "
-        "7x7 patches and 5 iterations on 2 CPU cores (plus a one-time compilation of a few seconds).",
+        "reconstruction of A from B's patches goes beside it. About 0.2-0.3 s for 256x256 and 0.5-1.3 s for 512x512 "
+        "with 7x7 patches and 5 iterations on 2 CPU cores (plus a one-time compilation of a few seconds).",
         epilog="""examples:
   genlab edit nnf --a a.png --b b.png --patch 7 --out flow.png
   genlab edit nnf --a coffee --b chelsea --iterations 10 --json --out flow.png
