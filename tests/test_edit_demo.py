@@ -10,7 +10,7 @@ def test_edit_section_writes_its_images(tmp_path):
     assert ("edit", edit_section) in SECTIONS
     page = edit_section(tmp_path, seed=0)
     images = re.findall(r"<img src='([^']+)'", page)
-    assert len(images) == 12 and all((tmp_path / name).stat().st_size > 100 for name in images)
+    assert len(images) == 13 and all((tmp_path / name).stat().st_size > 100 for name in images)
     methods = ("image quilting", "Efros–Leung", "PatchMatch field", "PSNR in hole", "retargeted", "Deep Image Prior")
     assert all(words in page for words in methods)
     captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)

@@ -86,12 +86,18 @@ def edit_section(out_dir: Path, seed: int) -> str:
     ]
 
     narrow, t_ret = _timed(lambda: retarget(cat, 150, 150, SynthesisConfig(patch=7, seed=seed)))
-    moved, t_move = _timed(lambda: reshuffle(cat, (40, 50, 110, 120), (130, 40), SynthesisConfig(seed=seed)))
+    rocket = bundled_image("rocket")[::3, ::3].copy()  # 143×214
+    moved, t_move = _timed(lambda: reshuffle(rocket, (94, 38, 116, 130), (130, 38), SynthesisConfig(seed=seed)))
     figs += [
         _figure(out_dir, "edit-retarget.png", narrow, f"retargeted to 150×150 in {t_ret:.2f} s"),
-        _figure(out_dir, "edit-reshuffle.png", moved, f"left eye region moved right, {t_move:.2f} s"),
+        _figure(out_dir, "edit-reshuffle-input.png", rocket, "rocket"),
+        _figure(
+            out_dir,
+            "edit-reshuffle.png",
+            moved,
+            f"the rocket moved right, its old place re-synthesized, {t_move:.2f} s",
+        ),
     ]
-
     clean = bundled_image("astronaut")[30:94, 190:254].copy()  # 64×64: the face
     noisy = np.clip(clean + np.random.default_rng(seed).normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
     # one thread: a 64×64 fit gains nothing from more, and loses much when another job shares the cores
