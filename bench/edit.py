@@ -40,7 +40,7 @@ from genlab.edit.patchmatch import exact_nnf, grid_shape, patchmatch
 from genlab.edit.patchmatch_torch import patchmatch_torch
 from genlab.edit.synthesis import SynthesisConfig, inpaint
 from genlab.edit.texture import efros_leung, quilt
-from genlab.eval.image import psnr, ssim
+from genlab.eval.fidelity import psnr, ssim
 
 
 def log(*args: object) -> None:

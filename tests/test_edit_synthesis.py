@@ -8,7 +8,7 @@ from genlab.edit.baselines import INPAINT_BASELINES, bicubic_upscale, inpaint_ba
 from genlab.edit.patchmatch import exact_nnf
 from genlab.edit.synthesis import SynthesisConfig, downsample, inpaint, reshuffle, resize, retarget
 from genlab.errors import GenlabError
-from genlab.eval.image import psnr
+from genlab.eval.fidelity import psnr
 
 
 def periodic(h: int = 64, w: int = 64) -> np.ndarray:

@@ -163,7 +163,7 @@ def _fidelity(out: Any, reference_src: str | None, args: argparse.Namespace, hol
     """PSNR and SSIM against ``--reference`` (and inside the hole, if one is given)."""
     if not reference_src:
         return {}
-    from genlab.eval.image import psnr, ssim
+    from genlab.eval.fidelity import psnr, ssim
 
     ref = _read(args, reference_src)
     if ref.shape != out.shape:

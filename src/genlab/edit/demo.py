@@ -33,7 +33,7 @@ def edit_section(out_dir: Path, seed: int) -> str:
     from genlab.edit.patchmatch import grid_shape, nnf_to_rgb, patchmatch, vote
     from genlab.edit.synthesis import SynthesisConfig, inpaint, reshuffle, retarget
     from genlab.edit.texture import efros_leung, quilt
-    from genlab.eval.image import psnr
+    from genlab.eval.fidelity import psnr
 
     figs: list[str] = []
     brick = np.repeat(bundled_image("brick")[:96, :96, None], 3, axis=2)
