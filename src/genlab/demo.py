@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 import genlab
+from genlab.edit.demo import edit_section
 from genlab.io import write_text
 
 
@@ -97,7 +98,11 @@ def image_section(out_dir: Path, seed: int) -> str:
     )
 
 
-SECTIONS: list[tuple[str, Callable[[Path, int], str]]] = [("text", text_section), ("image", image_section)]
+SECTIONS: list[tuple[str, Callable[[Path, int], str]]] = [
+    ("text", text_section),
+    ("image", image_section),
+    ("edit", edit_section),
+]
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>genlab demo</title>

@@ -16,7 +16,7 @@ import torch
 
 from genlab.data.image_data import ImageSet, load_shapes
 from genlab.eval.fid import InceptionFeatures, fid, inception_weights
-from genlab.eval.quality import psnr, ssim
+from genlab.eval.fidelity import batch_ssim, psnr
 
 HELD_OUT_SEED = 1  # training draws shapes from seed 0; these scenes come from another stream
 
@@ -65,7 +65,7 @@ def reconstruction_quality(ae: Any, data: ImageSet, *, inception: bool = False) 
     """PSNR, SSIM and rFID (FID between reconstructions and originals) of an autoencoder on ``data``."""
     x = (data.images + 1) / 2
     rec = ae.reconstruct(x)
-    out = {"images": len(data), "psnr": psnr(rec, x), "ssim": ssim(rec.numpy(), x.numpy()),
+    out = {"images": len(data), "psnr": psnr(rec.numpy(), x.numpy()), "ssim": batch_ssim(rec.numpy(), x.numpy()),
            "l1": (rec - x).abs().mean().item()}  # fmt: skip
     if inception and inception_weights() is not None:
         net = InceptionFeatures(ae.device)

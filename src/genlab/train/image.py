@@ -75,11 +75,15 @@ def classifier_figures(model: Any, val: ImageSet) -> dict[str, float]:
 
 def reconstruction_figures(model: Any, val: ImageSet) -> dict[str, float]:
     """PSNR and SSIM (on [0, 1] images) and L1 of held-out reconstructions through the latent mean."""
-    from genlab.eval.quality import psnr, ssim
+    from genlab.eval.fidelity import batch_ssim, psnr
 
     x = (val.images[:EVAL_IMAGES] + 1) / 2
     rec = model.reconstruct(x)
-    return {"val_psnr": psnr(rec, x), "val_ssim": ssim(rec, x), "val_l1": (rec - x).abs().mean().item()}
+    return {
+        "val_psnr": psnr(rec.numpy(), x.numpy()),
+        "val_ssim": batch_ssim(rec.numpy(), x.numpy()),
+        "val_l1": (rec - x).abs().mean().item(),
+    }
 
 
 def clip_figures(model: Any, val: ImageSet) -> dict[str, float]:
