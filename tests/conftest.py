@@ -137,3 +137,34 @@ def image_runs(tmp_path_factory) -> dict[str, Path]:
     for name, kw in runs.items():
         train_image(data="digits", out=root / name, quiet=True, **kw)
     return {name: root / name for name in runs}
+
+
+@pytest.fixture(scope="session")
+def t2i_runs(tmp_path_factory) -> dict[str, Path]:
+    """A tiny text-to-image pipeline at 16×16, each part trained for a few steps: features, autoencoder, CLIP,
+    and a latent diffusion model on their latents (and a second autoencoder it does not belong with)."""
+    from genlab.train.image import train_image
+
+    root = tmp_path_factory.mktemp("t2i-runs")
+    few = {"base_channels": 8, "batch_size": 8, "steps": 6, "eval_every": 3, "ckpt_every": 1000}
+    train_image(modality="features", data="shapes", size=16, out=root / "feat", quiet=True, overrides=few)
+    ae_kw = dict(modality="autoencoder", data="shapes", size=16, quiet=True, parts={"perceptual": str(root / "feat")})
+    train_image(out=root / "ae", overrides=few | {"disc_start": 3}, **ae_kw)
+    train_image(out=root / "ae2", overrides=few | {"disc_start": 3, "seed": 1}, **ae_kw)
+    train_image(
+        modality="clip",
+        data="shapes",
+        size=16,
+        out=root / "clip",
+        quiet=True,
+        overrides=few | {"text_width": 32, "text_layers": 1, "context_length": 24},
+    )
+    train_image(
+        modality="text2image",
+        data="shapes",
+        out=root / "t2i",
+        quiet=True,
+        parts={"autoencoder": str(root / "ae"), "text_encoder": str(root / "clip")},
+        overrides=few | {"channel_mult": "1", "attn_resolutions": "4", "sample_every": 6},
+    )
+    return {name: root / name for name in ("feat", "ae", "ae2", "clip", "t2i")}

@@ -42,8 +42,12 @@ def edit_json(cli, command: str, folder=None) -> dict:
 @pytest.mark.parametrize("method", ["patchmatch", "telea", "ns", "biharmonic"])
 def test_inpaint_methods_report_psnr_inside_the_hole(cli, photo, method):
     img, d = photo
-    fig = edit_json(cli, f"inpaint --image {{d}}/photo.png --mask {{d}}/hole.png --method {method} "
-                    "--reference {d}/photo.png --out {d}/out.png", d)  # fmt: skip
+    fig = edit_json(
+        cli,
+        f"inpaint --image {{d}}/photo.png --mask {{d}}/hole.png --method {method} "
+        "--reference {d}/photo.png --out {d}/out.png",
+        d,
+    )
     out = read_image(d / "out.png")
     hole = read_image(d / "hole.png", grey=True) > 0.5
     assert out.shape == img.shape and fig["hole_pixels"] == 225 and (fig["width"], fig["height"]) == (80, 60)
@@ -53,8 +57,11 @@ def test_inpaint_methods_report_psnr_inside_the_hole(cli, photo, method):
 
 def test_inpaint_with_dip(cli, photo):
     _, d = photo
-    fig = edit_json(cli, "inpaint --image {d}/photo.png --mask {d}/hole.png --method dip --iterations 3 --width 8 "
-                    "--out {d}/dip.png", d)  # fmt: skip
+    fig = edit_json(
+        cli,
+        "inpaint --image {d}/photo.png --mask {d}/hole.png --method dip --iterations 3 --width 8 --out {d}/dip.png",
+        d,
+    )
     assert fig["iterations"] == 3 and fig["stopped"] == "iterations" and (d / "dip.png").is_file()
 
 
@@ -62,8 +69,9 @@ def test_texture_both_methods(cli, tmp_path):
     q = edit_json(cli, "texture --sample brick --size 120x90 --out {d}/q.png", tmp_path)
     assert (q["width"], q["height"]) == (120, 90) and q["seconds_per_megapixel"] > 0
     write_image(tmp_path / "small.png", bundled_image("brick")[:24, :24])
-    e = edit_json(cli, "texture --sample {d}/small.png --size 20x16 --method efros-leung --window 5 --out {d}/e.png",
-                  tmp_path)  # fmt: skip
+    e = edit_json(
+        cli, "texture --sample {d}/small.png --size 20x16 --method efros-leung --window 5 --out {d}/e.png", tmp_path
+    )
     assert read_image(tmp_path / "e.png").shape == (16, 20, 3) and e["method"] == "efros-leung"
 
 
@@ -80,8 +88,12 @@ def test_restoration_tasks(cli, photo):
     img, d = photo
     write_image(d / "small.png", img[:16, :20])
     for task in ("denoise", "dejpeg"):
-        fig = edit_json(cli, f"{task} --image {{d}}/small.png --iterations 2 --width 8 --reference {{d}}/small.png "
-                        f"--out {{d}}/{task}.png", d)  # fmt: skip
+        fig = edit_json(
+            cli,
+            f"{task} --image {{d}}/small.png --iterations 2 --width 8 --reference {{d}}/small.png "
+            f"--out {{d}}/{task}.png",
+            d,
+        )
         assert fig["iterations"] == 2 and "psnr" in fig and len(fig["history"]) == 1
     sr = edit_json(cli, "superres --image {d}/small.png --scale 4 --iterations 2 --width 8 --out {d}/sr.png", d)
     assert (sr["width"], sr["height"]) == (80, 64)
@@ -91,8 +103,9 @@ def test_restoration_tasks(cli, photo):
 
 def test_nnf_writes_the_field_and_the_reconstruction(cli, photo):
     img, d = photo
-    fig = edit_json(cli, "nnf --a {d}/photo.png --b {d}/photo.png --patch 5 --iterations 4 --exact --out {d}/flow.png",
-                    d)  # fmt: skip
+    fig = edit_json(
+        cli, "nnf --a {d}/photo.png --b {d}/photo.png --patch 5 --iterations 4 --exact --out {d}/flow.png", d
+    )
     assert read_image(d / "flow.png").shape == (56, 76, 3)  # one pixel per 5×5 patch of A
     rebuilt = read_image(fig["reconstruction"])
     assert np.abs(rebuilt - img).max() <= 1 / 255  # A from its own patches

@@ -12,6 +12,7 @@ Bundled:
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ def load_digits(size: int = 16) -> ImageSet:
     return ImageSet(images, torch.from_numpy(d.target.astype(np.int64)), [str(i) for i in range(10)], None, "digits")
 
 
+@functools.lru_cache(maxsize=4)  # drawing 20,000 scenes takes seconds; the same set is often asked for twice
 def load_shapes(size: int = 32, count: int = SHAPES_COUNT, seed: int = 0, **options) -> ImageSet:  # noqa: ANN003
     """``count`` scenes of :func:`genlab.data.shapes.make_scene` (one object each unless ``options`` say
     otherwise): images, the first object's kind as the label, captions, and the first object's attributes."""

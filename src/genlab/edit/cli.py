@@ -284,6 +284,11 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             out = inpaint(image, hole, cfg, field_fn=_field_fn(args.device), progress=lambda n: bar.update(1))
     elif args.method == "dip":
         out, extra = _run_dip(args, "inpaint", image, mask=hole)
+    elif args.method == "diffusion":
+        from genlab.edit.diffusion import inpaint
+
+        model, controls = _text2image(args)
+        out = inpaint(model, image, hole, args.prompt or "", resample=args.resample, **controls)
     else:
         from genlab.edit.baselines import inpaint_baseline
 
@@ -295,11 +300,13 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
     p = tasks.add_parser(
         "inpaint",
-        help="fill a masked hole (PatchMatch, Deep Image Prior, Telea, Navier-Stokes, biharmonic)",
+        help="fill a masked hole (PatchMatch, Deep Image Prior, diffusion from a prompt, Telea, NS, biharmonic)",
         formatter_class=Formatter,
         description="Fill the white part of --mask from the rest of the image. patchmatch: multi-scale EM with a "
         "PatchMatch field (Wexler et al. 2007; Barnes et al. 2009), copies texture and structure from elsewhere "
-        "in the photo; known pixels are never changed. dip: Deep Image Prior (minutes). telea, ns, biharmonic: "
+        "in the photo; known pixels are never changed. dip: Deep Image Prior (minutes). diffusion: a text-to-image "
+        "model draws the hole from --prompt (RePaint resampling at the model's size), known pixels kept exactly. "
+        "telea, ns, biharmonic: "
         "classic diffusion-style fills to compare with. The mask must have the image's size; white = hole, soft "
         "masks are thresholded at 0.5; an empty mask copies the input (with a warning).",
         epilog="""examples:
@@ -307,11 +314,14 @@ def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
   genlab edit inpaint --image photo.jpg --mask hole.png --patch 7 --iterations 5 --out filled.png
   genlab edit inpaint --image damaged.png --mask hole.png --reference original.png --method telea --json --out t.png
   genlab edit inpaint --image photo.png --mask hole.png --method dip --iterations 2000 --out dip.png
+  genlab edit inpaint --method diffusion --image scene.png --mask m.png --prompt "a blue star" --out out.png
 """,
     )
     p.add_argument("--image", required=True, help="the photo (a file or a bundled photo's name)")
     p.add_argument("--mask", required=True, help="the hole mask (white = fill), same size as the image")
-    p.add_argument("--method", default="patchmatch", choices=["patchmatch", "dip", "telea", "ns", "biharmonic"])
+    p.add_argument(
+        "--method", default="patchmatch", choices=["patchmatch", "dip", "diffusion", "telea", "ns", "biharmonic"]
+    )
     p.add_argument(
         "--iterations",
         type=int,
@@ -324,6 +334,8 @@ def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("telea and ns")
     g.add_argument("--radius", type=int, default=3, help="neighbourhood radius in pixels")
     _dip_options(p, own_iterations_and_device=False)
+    _diffusion_options(p)
+    p.add_argument("--resample", type=int, default=2, help="diffusion: RePaint resampling passes per step")
     _common(p)
     p.set_defaults(func=cmd_inpaint)
 
@@ -591,11 +603,71 @@ def _add_nnf(tasks: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_nnf)
 
 
+# --- text-to-image editing -----------------------------------------------------------------------------
+def _diffusion_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("diffusion (a text-to-image model)")
+    g.add_argument("--prompt", help="what to draw; empty = unconditional")
+    g.add_argument("--negative-prompt", dest="negative_prompt", default="", help="what guidance steers away from")
+    g.add_argument("--model", help="text-to-image checkpoint (default: the shipped text2image-shapes)")
+    g.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance w")
+    g.add_argument("--steps", type=int, default=50, help="denoising steps")
+
+
+def _text2image(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    import genlab
+    from genlab.runtime import best_device, make_generator
+
+    device = best_device(args.device)
+    model = genlab.load(args.model, task="text2image" if args.model is None else "image", device=device)
+    if model.family != "text2image":
+        raise GenlabError(
+            f"--model: {args.model} holds a {model.family} model; diffusion editing needs a text2image one"
+        )
+    controls = dict(
+        guidance=args.guidance,
+        negative_prompt=args.negative_prompt,
+        steps=args.steps,
+        generator=make_generator(args.seed, device),
+    )
+    return model, controls
+
+
+def cmd_img2img(args: argparse.Namespace) -> int:
+    from genlab.edit.diffusion import img2img
+
+    image = _read(args, args.image)
+    start = time.perf_counter()
+    model, controls = _text2image(args)
+    out = img2img(model, image, args.prompt or "", strength=args.strength, **controls)
+    return _finish(args, out, start, method="sdedit", strength=args.strength, **_fidelity(out, args.reference, args))
+
+
+def _add_img2img(tasks: argparse._SubParsersAction) -> None:
+    p = tasks.add_parser(
+        "img2img",
+        help="redraw an image from a prompt, keeping its layout (SDEdit)",
+        formatter_class=Formatter,
+        description="SDEdit (Meng et al. 2022) with a text-to-image model: the image's latent is noised to "
+        "strength·T and denoised with the prompt. --strength 0 returns the image unchanged; 1 ignores it. The "
+        "model works at its training size; the result is resized back to the image's size.",
+        epilog="""examples:
+  genlab edit img2img --image scene.png --prompt "a large blue star in the center" --strength 0.6 --out out.png
+""",
+    )
+    p.add_argument("--image", required=True, help="the image (a file or a bundled photo's name)")
+    p.add_argument("--strength", type=float, default=0.6, help="how far to noise the image, 0 … 1")
+    p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--reference", help=REFERENCE_HELP)
+    _diffusion_options(p)
+    _common(p)
+    p.set_defaults(func=cmd_img2img)
+
+
 def add_edit(sub: argparse._SubParsersAction) -> None:
     """Register ``genlab edit`` and its tasks."""
     p = sub.add_parser(
         "edit",
-        help="edit photos by example: texture, inpaint, retarget, reshuffle, denoise, dejpeg, superres, nnf",
+        help="edit photos: texture, inpaint, retarget, reshuffle, denoise, dejpeg, superres, nnf, img2img",
         formatter_class=Formatter,
         description="Example-based image editing (lecture 01, 'Image Manipulation with Example'): texture "
         "synthesis (Efros-Leung, image quilting), PatchMatch editing (hole filling, retargeting, reshuffling), "
@@ -610,3 +682,4 @@ def add_edit(sub: argparse._SubParsersAction) -> None:
     for task in ("denoise", "dejpeg", "superres"):
         _add_restore(tasks, task)
     _add_nnf(tasks)
+    _add_img2img(tasks)
