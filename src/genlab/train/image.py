@@ -179,10 +179,7 @@ def _seeded_loss(model: Any, val: ImageSet) -> float:
 
 def build_model(cls: type, mcfg: Any, data: ImageSet, parts: dict[str, str | None], explicit: set[str]) -> Any:
     """A fresh model whose data-dependent fields come from ``data`` (channels, classes, tokenizer) and, for a
-    pipeline, from its frozen parts (``parts``: autoencoder, text_encoder, perceptual)."""
-    import genlab
-    from genlab.assets import default_model
-
+    pipeline, from its frozen parts (``parts``: autoencoder, text_encoder)."""
     if hasattr(mcfg, "channels"):
         mcfg.channels = data.images.shape[1]
     if hasattr(mcfg, "num_classes") and "num_classes" not in explicit:
@@ -198,10 +195,7 @@ def build_model(cls: type, mcfg: Any, data: ImageSet, parts: dict[str, str | Non
     if family == "text2image":
         return _build_text2image(cls, mcfg, data, parts)
     mcfg.validate()
-    model = cls(mcfg)
-    if family == "autoencoder" and mcfg.perceptual_weight > 0:
-        model.attach_perceptual(genlab.load(parts.get("perceptual") or default_model("features"), task="features"))
-    return model
+    return cls(mcfg)
 
 
 def _build_text2image(cls: type, mcfg: Any, data: ImageSet, parts: dict[str, str | None]) -> Any:
@@ -249,7 +243,7 @@ def train_image(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Train a model of ``family`` (default: the one named by ``modality``) on ``data`` (``digits``, ``shapes`` or
-    a folder) into ``out``. ``overrides`` may set any model or trainer field; ``image_size`` is the training size.
+    a folder) into ``out``. ``overrides`` may set any model or trainer field; ``size`` is the training size.
     ``parts``: the frozen autoencoder / text encoder of a text-to-image model, the perceptual network of an
     autoencoder (checkpoint directories)."""
     out = Path(out)
@@ -285,16 +279,13 @@ def train_image(
     )
     info, dev = distributed.setup(best_device(device))
     seed_everything(tcfg.seed + info.rank)
-    if resume:
-        model = cls(mcfg) if cls.family not in ("clip", "text2image") else _rebuild(cls, mcfg, out)
-        if cls.family == "autoencoder" and mcfg.perceptual_weight > 0:
-            import genlab
-            from genlab.assets import default_model
+    model = _rebuild(cls, mcfg, out) if resume else build_model(cls, mcfg, train_set, parts or {}, plan.explicit)
+    if cls.family == "autoencoder" and mcfg.perceptual_weight > 0:
+        import genlab
+        from genlab.assets import default_model
 
-            perceptual = (parts or {}).get("perceptual") or plan.saved.get("perceptual") or default_model("features")
-            model.attach_perceptual(genlab.load(perceptual, task="features"))
-    else:
-        model = build_model(cls, mcfg, train_set, parts or {}, plan.explicit)
+        perceptual = (parts or {}).get("perceptual") or plan.saved.get("perceptual") or default_model("features")
+        model.attach_perceptual(genlab.load(perceptual, task="features"))
     say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
     run_info = {"data": str(data), "val_fraction": val_fraction, "class_names": dataset.class_names}
     run_info |= {k: str(v) for k, v in (parts or {}).items() if v}
@@ -340,10 +331,13 @@ def _image_size(cls: type, mcfg: Any, parts: dict[str, str | None]) -> int:
 
 
 def _rebuild(cls: type, mcfg: Any, out: Path) -> Any:
-    """A pipeline family to resume: built from its config, its tokenizer read from the run."""
+    """The model of a run to resume, built from its config (weights come from its training state); the families
+    with a tokenizer read it from the run."""
     from genlab.data.tokenizers import load_tokenizer
 
-    model = cls(mcfg) if cls.family == "text2image" else cls(mcfg, load_tokenizer(out))
+    if cls.family == "clip":
+        return cls(mcfg, load_tokenizer(out))
+    model = cls(mcfg)
     if cls.family == "text2image":
         model.clip.tokenizer = load_tokenizer(out)
     return model

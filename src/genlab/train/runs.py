@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,10 +56,13 @@ def plan_run(
         mcfg = from_dict(cls.Config, saved["config"])
         run = saved.get("run", {})
         tcfg = from_dict(TrainConfig, run.get("train", {}))
-        model_keys = [k for k in overrides if k in field_names(mcfg)]
-        if model_keys:
-            raise GenlabError(f"--resume cannot change the model's shape ({', '.join(model_keys)})")
-        apply_overrides([tcfg], overrides)
+        model_keys = {k: v for k, v in overrides.items() if k in field_names(mcfg)}
+        asked = copy.deepcopy(mcfg)
+        apply_overrides([asked], model_keys)
+        changed = [k for k in model_keys if getattr(asked, k) != getattr(mcfg, k)]
+        if changed:
+            raise GenlabError(f"--resume cannot change the model's shape ({', '.join(changed)})")
+        apply_overrides([tcfg], {k: v for k, v in overrides.items() if k not in model_keys})
         return RunPlan(cls, mcfg, tcfg, True, run, set(overrides))
     if (out / CONFIG_FILE).exists() or (out / STATE_FILE).exists():
         raise GenlabError(f"{out} already holds a run; continue it with --resume or choose another --out")
