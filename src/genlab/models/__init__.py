@@ -17,6 +17,7 @@ FAMILIES: dict[str, str] = {
     "gpt": "genlab.models.gpt:GPT",
     "diffusion": "genlab.models.diffusion:DiffusionModel",
     "classifier": "genlab.models.classifier:ImageClassifier",
+    "sam": "genlab.models.sam:SamModel",
 }
 
 
