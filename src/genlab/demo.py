@@ -15,6 +15,7 @@ import torch
 
 import genlab
 from genlab.io import write_text
+from genlab.segment.demo import segment_section
 
 
 def text_section(out_dir: Path, seed: int) -> str:
@@ -98,6 +99,7 @@ def image_section(out_dir: Path, seed: int) -> str:
 
 
 SECTIONS: list[tuple[str, Callable[[Path, int], str]]] = [("text", text_section), ("image", image_section)]
+SECTIONS.append(("segment", segment_section))
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>genlab demo</title>

@@ -14,6 +14,7 @@ DEFAULTS: dict[str, str] = {
     "image": "diffusion-digits",  # genlab generate image
     "classifier": "classifier-digits",  # features and class accuracy for genlab eval image --data digits
     "guidance": "classifier-digits-noisy",  # classifier guidance for the default image model
+    "segment": "sam-shapes",  # genlab segment, genlab.SegmentPredictor
 }
 
 

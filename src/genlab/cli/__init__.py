@@ -19,6 +19,7 @@ from genlab.cli.export import add_export
 from genlab.cli.generate import add_generate
 from genlab.cli.train import add_train
 from genlab.errors import GenlabError, GenlabWarning
+from genlab.segment.cli import add_segment
 
 EXAMPLES = """\
 examples:
@@ -30,6 +31,7 @@ examples:
   genlab generate image --class 7 --n 16 --guidance 3 --seed 0 --out sevens.png
   genlab train image --data digits --model diffusion --preset tiny --out runs/digits
   genlab eval image runs/digits --data digits --fid --json
+  genlab segment photo.png --point 120,80 --out mask.png     # Segment-Anything-style: clicks, --box, --all
 
 Every verb has its own --help. Docs: docs/index.md in the source tree.
 """
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
-    for add in (add_train, add_generate, add_eval, add_export, add_demo):
+    for add in (add_train, add_generate, add_eval, add_export, add_demo, add_segment):
         add(sub)
     return parser
 
