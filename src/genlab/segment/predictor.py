@@ -196,7 +196,7 @@ class SegmentPredictor:
         lab = np.asarray(labels)
         bad = lab[(lab != 0) & (lab != 1)] if lab.size else lab
         if bad.size:
-            raise GenlabError(f"labels must be 1 (foreground) or 0 (background); got {bad.flatten()[0]!r}")
+            raise GenlabError(f"labels must be 1 (foreground) or 0 (background); got {bad.flatten()[0].item()!r}")
         lab_t = torch.as_tensor(lab.astype(np.int64))
         if lab_t.dim() == 1:
             lab_t = lab_t[None]
