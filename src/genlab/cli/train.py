@@ -43,7 +43,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if args.size is not None:
             overrides.setdefault("image_size", args.size)
-        summary = train_segment(family=args.model or "sam", strict=args.strict, val_fraction=args.val_fraction or 0.1, **common)
+        summary = train_segment(
+            family=args.model or "sam", strict=args.strict, val_fraction=args.val_fraction or 0.1, **common
+        )
     else:
         from genlab.train.image import train_image
 
@@ -105,10 +107,13 @@ grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_bud
     )
     p.add_argument("modality", choices=["text", "image", "segment"], help="what to model")
     p.add_argument(
-        "--data", help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes"
+        "--data",
+        help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes; segment: shapes, blobs, or a folder with images/ and masks/",
     )
     p.add_argument("--out", required=True, help="run directory (the checkpoint is written here)")
-    p.add_argument("--model", help="family: text gpt (default), lstm, ngram; image diffusion (default), classifier")
+    p.add_argument(
+        "--model", help="family: text gpt (default), lstm, ngram; image diffusion (default), classifier; segment sam"
+    )
     p.add_argument("--preset", default="tiny", help="size preset: tiny (CPU, minutes), small (CPU, ~hour), base (GPU)")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
     p.add_argument("--time-budget", type=float, dest="time_budget", help="stop after this many seconds")
