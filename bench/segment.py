@@ -35,7 +35,7 @@ HELD_OUT_STREAM = 100  # training draws stream 0 and monitors stream 1
 
 
 def accuracy(model, samples) -> dict:  # noqa: ANN001
-    figures = evaluate_prompts(model, samples, clicks=(1, 3, 5), boxes=True)
+    figures = evaluate_prompts(model, samples, clicks=(1, 3, 5), boxes=True, by_role=True)
     return {k: round(v, 4) for k, v in figures.items()}
 
 

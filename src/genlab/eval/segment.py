@@ -44,8 +44,10 @@ def stability_score(logits: torch.Tensor, threshold: float = 0.0, offset: float 
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-def _targets(samples: Sequence[MaskSample]) -> list[tuple[int, np.ndarray]]:
-    return [(i, m) for i, s in enumerate(samples) for m, r in zip(s.masks, s.roles, strict=True) if r != "background"]
+def _targets(samples: Sequence[MaskSample]) -> list[tuple[int, np.ndarray, str]]:
+    return [
+        (i, m, r) for i, s in enumerate(samples) for m, r in zip(s.masks, s.roles, strict=True) if r != "background"
+    ]
 
 
 @torch.no_grad()
@@ -57,12 +59,14 @@ def evaluate_prompts(
     boxes: bool = True,
     batch_size: int = 128,
     progress: bool = False,
+    by_role: bool = False,
 ) -> dict[str, float]:
     """mIoU over every object and part mask of ``samples`` (images at the model's size), by the protocol above.
 
     Keys: ``miou_1click_oracle``, ``miou_1click`` (predicted-IoU choice), ``miou_{n}click`` for the other
     ``clicks``, ``miou_box_oracle``, ``miou_box`` (predicted-IoU choice), ``miou_box_single`` (the single-mask
-    token), ``iou_corr`` (correlation of predicted and true IoU after one click), ``masks``.
+    token), ``iou_corr`` (correlation of predicted and true IoU after one click), ``masks``. With ``by_role``, the
+    same figures for whole objects and for parts alone (``objects/…``, ``parts/…``).
     """
     was_training = model.training
     model.eval()
@@ -76,11 +80,11 @@ def evaluate_prompts(
 
     for start in tqdm(range(0, len(targets), batch_size), desc="evaluating", disable=not progress, leave=False):
         chunk = targets[start : start + batch_size]
-        used = sorted({i for i, _ in chunk})
+        used = sorted({i for i, _, _ in chunk})
         images = torch.from_numpy(np.stack([samples[i].image for i in used])).permute(0, 3, 1, 2).to(dev)
-        index = torch.tensor([used.index(i) for i, _ in chunk], device=dev)
+        index = torch.tensor([used.index(i) for i, _, _ in chunk], device=dev)
         features = model.encode(images).select(index)
-        gt = np.stack([m for _, m in chunk])
+        gt = np.stack([m for _, m, _ in chunk])
         gt_t = torch.from_numpy(gt).to(dev)
         rows = torch.arange(len(chunk), device=dev)
 
@@ -117,6 +121,11 @@ def evaluate_prompts(
             add("miou_box", true[rows, pred_iou[:, 1:].argmax(dim=1) + 1].cpu().numpy())
     model.train(was_training)
     out = {k: float(np.mean(v)) for k, v in scores.items()}
+    if by_role:
+        roles = np.array([r for _, _, r in targets])
+        for role, name in (("object", "objects"), ("part", "parts")):
+            if (roles == role).any():
+                out |= {f"{name}/{k}": float(np.mean(np.array(v)[roles == role])) for k, v in scores.items()}
     p, t = np.array(pred_true).T if pred_true else (np.zeros(2), np.zeros(2))
     out["iou_corr"] = float(np.corrcoef(p, t)[0, 1]) if p.std() > 0 and t.std() > 0 else 0.0
     out["masks"] = float(len(targets))
