@@ -5,6 +5,7 @@ def test_every_shipped_model_has_a_model_card_and_loads():
     import genlab
 
     expected = {"text": "gpt", "image": "diffusion", "classifier": "classifier", "guidance": "classifier"}
+    expected["segment"] = "sam"
     for task, folder in DEFAULTS.items():
         card = (ROOT / folder / "MODEL_CARD.md").read_text(encoding="utf-8")
         assert "## Command" in card and "genlab train" in card and "## Metrics" in card
@@ -49,5 +50,6 @@ def test_demo_writes_a_report(cli, tmp_path):
     assert r.code == 0, r
     page = (tmp_path / "demo" / "index.html").read_text(encoding="utf-8")
     assert "In the beginning" in page and "bits/char" in page and "tokens/s" in page
+    assert "predicted IoU" in page and (tmp_path / "demo" / "seg_everything.png").is_file()
     for png in ("digits_ddim.png", "digits_ddpm.png", "digits_dpmpp.png", "digits_w3.png", "digits_morph.png"):
         assert (tmp_path / "demo" / png).is_file() and png in page

@@ -15,12 +15,21 @@ from typing import TYPE_CHECKING
 from genlab.errors import GenlabError
 
 __version__ = "0.1.0"
-__all__ = ["GenlabError", "__version__", "load", "save"]
+__all__ = ["GenlabError", "SegmentPredictor", "__version__", "load", "save"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
     from genlab.models.base import GenerativeModel
+    from genlab.segment.predictor import SegmentPredictor
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy: `import genlab` stays free of torch
+    if name == "SegmentPredictor":
+        from genlab.segment.predictor import SegmentPredictor
+
+        return SegmentPredictor
+    raise AttributeError(f"module 'genlab' has no attribute {name!r}")
 
 
 def load(path: str | Path | None = None, *, task: str | None = None, device: str | None = None) -> GenerativeModel:

@@ -16,6 +16,7 @@ import torch
 import genlab
 from genlab.edit.demo import edit_section
 from genlab.io import write_text
+from genlab.segment.demo import segment_section
 
 
 def text_section(out_dir: Path, seed: int) -> str:
@@ -172,6 +173,7 @@ SECTIONS: list[tuple[str, Callable[[Path, int], str]]] = [
     ("image", image_section),
     ("text2image", text2image_section),
     ("edit", edit_section),
+    ("segment", segment_section),
 ]
 
 PAGE = """<!doctype html>

@@ -18,6 +18,7 @@ DEFAULTS: dict[str, str] = {
     "clip": "clip-shapes",  # genlab classify image
     "features": "features-shapes",  # the perceptual loss of genlab train autoencoder
     "attributes": "attributes-shapes",  # the judge of genlab eval text2image
+    "segment": "sam-shapes",  # genlab segment, genlab.SegmentPredictor
 }
 
 

@@ -21,6 +21,7 @@ from genlab.cli.generate import add_generate
 from genlab.cli.train import add_train
 from genlab.edit.cli import add_edit
 from genlab.errors import GenlabError, GenlabWarning
+from genlab.segment.cli import add_segment
 
 EXAMPLES = """\
 examples:
@@ -33,6 +34,7 @@ examples:
   genlab train image --data digits --model diffusion --preset tiny --out runs/digits
   genlab eval image runs/digits --data digits --fid --json
   genlab edit inpaint --image photo.jpg --mask hole.png --out filled.png   # also texture, retarget, denoise, ...
+  genlab segment photo.png --point 120,80 --out mask.png     # Segment-Anything-style: clicks, --box, --all
 
 Every verb has its own --help. Docs: docs/index.md in the source tree.
 """
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
-    for add in (add_train, add_generate, add_eval, add_edit, add_classify, add_export, add_demo):
+    for add in (add_train, add_generate, add_eval, add_edit, add_classify, add_segment, add_export, add_demo):
         add(sub)
     return parser
 

@@ -38,6 +38,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction or 0.1,
             **common,
         )
+    elif args.modality == "segment":
+        from genlab.train.segment import train_segment
+
+        if args.size is not None:
+            overrides.setdefault("image_size", args.size)
+        summary = train_segment(
+            family=args.model or "sam", strict=args.strict, val_fraction=args.val_fraction or 0.1, **common
+        )
     else:
         from genlab.train.image import train_image
 
@@ -91,29 +99,35 @@ def add_train(sub: argparse._SubParsersAction) -> None:
   genlab train autoencoder --data shapes --size 32 --perceptual runs/feat --out runs/ae
   genlab train clip --data shapes --out runs/clip
   genlab train text2image --data shapes --autoencoder runs/ae --text-encoder runs/clip --out runs/t2i
+  genlab train segment --data shapes --preset tiny --out runs/seg        # promptable segmentation, ~1 hour on a CPU
+  genlab train segment --data ~/masks --size 64 --set rounds=8 --out runs/my-seg   # images/ + masks/ (docs/segment.md)
   torchrun --nproc_per_node 2 -m genlab train text ...  # data parallel on several processes/GPUs
 
 families: text gpt (decoder-only transformer), lstm (recurrent), ngram (counts with Kneser-Ney or Witten-Bell
 smoothing); image diffusion (DDPM UNet; class-conditional when the data has labels), classifier (p(y|x), clean or
-noisy images).
+noisy images); segment sam (Segment-Anything-style: image encoder, prompt encoder, two-way mask decoder).
 --set takes any model field (gpt: block_size n_layer n_head n_embd dropout bias; lstm: block_size n_layer n_embd
 n_hidden dropout; ngram: order smoothing discount; diffusion: image_size base_channels channel_mult num_res_blocks
 attn_resolutions dropout cond_drop timesteps schedule prediction num_classes; classifier: base_channels channel_mult
-num_res_blocks dropout noisy) or trainer field (steps batch_size accumulate lr min_lr warmup weight_decay beta1 beta2
+num_res_blocks dropout noisy; sam: image_size stage_channels encoder_dim encoder_depth prompt_dim decoder_depth
+rounds masks_per_image box_prob max_objects part_prob) or trainer field (steps batch_size accumulate lr min_lr warmup weight_decay beta1 beta2
 grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_budget precision compile seed).
 """,
     )
     p.add_argument(
         "modality",
-        choices=["text", "image", "features", "autoencoder", "clip", "attributes", "text2image"],
+        choices=["text", "image", "features", "autoencoder", "clip", "attributes", "text2image", "segment"],
         help="text: language models; image: diffusion (or --model classifier); the text-to-image pipeline: features "
-        "(contrastive, for the perceptual loss), autoencoder, clip, text2image; attributes (a judge for shapes)",
+        "(contrastive, for the perceptual loss), autoencoder, clip, text2image; attributes (a judge for shapes); segment: promptable segmentation (Segment-Anything style)",
     )
     p.add_argument(
-        "--data", help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes"
+        "--data",
+        help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes; segment: shapes, blobs, or a folder with images/ and masks/",
     )
     p.add_argument("--out", required=True, help="run directory (the checkpoint is written here)")
-    p.add_argument("--model", help="family: text gpt (default), lstm, ngram; image diffusion (default), classifier")
+    p.add_argument(
+        "--model", help="family: text gpt (default), lstm, ngram; image diffusion (default), classifier; segment sam"
+    )
     p.add_argument("--preset", default="tiny", help="size preset: tiny (CPU, minutes), small (CPU, ~hour), base (GPU)")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
     p.add_argument("--time-budget", type=float, dest="time_budget", help="stop after this many seconds")

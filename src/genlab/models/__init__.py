@@ -22,6 +22,7 @@ FAMILIES: dict[str, str] = {
     "clip": "genlab.models.clip:CLIP",
     "text2image": "genlab.models.text2image:TextToImage",
     "attributes": "genlab.models.attributes:ShapeAttributes",
+    "sam": "genlab.models.sam:SamModel",
 }
 
 

@@ -1,0 +1,155 @@
+"""Benchmark: promptable segmentation with the shipped SAM-style model (or --model DIR).
+
+    OMP_WAIT_POLICY=PASSIVE python bench/segment.py            # ~5 minutes on 2 CPU cores; one JSON object on stdout
+    python bench/segment.py --scenes 60 --no-timing            # a quick look
+
+Accuracy (mIoU over every object and part mask; genlab.eval.segment's interactive protocol): 1, 3 and 5 simulated
+clicks (each click at the point deepest inside the current error; the first answer is 3 masks — ``oracle`` scores
+the best of them, ``chosen`` the one with the highest predicted IoU; later rounds the single mask, with the previous
+logits fed back) and a tight box (oracle, chosen, and the single-mask output). Two test sets: held-out ``shapes``
+scenes from a stream that neither training nor its monitoring drew (seed 100), and ``blobs`` — ellipses, wobbly
+blobs, irregular polygons and rings in any colour on smooth colour fields — a generator training never saw.
+Automatic mode: the share of objects matched by some mask at IoU ≥ 0.8, and masks per image.
+Speed: encoder ms per image and decoder ms per prompt (one prompt per call, as a click in a UI; and 64 prompts in
+one batched call), medians, at the torch thread count given (default: all cores); on a GPU too where one exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import genlab
+from genlab.eval.segment import evaluate_prompts, iou
+from genlab.segment.automatic import AutomaticMaskGenerator
+from genlab.segment.data import blobs_sample, shapes_sample
+
+HELD_OUT_STREAM = 100  # training draws stream 0 and monitors stream 1
+
+
+def accuracy(model, samples) -> dict:  # noqa: ANN001
+    figures = evaluate_prompts(model, samples, clicks=(1, 3, 5), boxes=True, by_role=True)
+    return {k: round(v, 4) for k, v in figures.items()}
+
+
+def automatic(predictor, samples) -> dict:  # noqa: ANN001
+    found = total = masks = 0
+    start = time.perf_counter()
+    for s in samples:
+        records = AutomaticMaskGenerator(predictor).generate(s.image)
+        masks += len(records)
+        for m, role in zip(s.masks, s.roles, strict=True):
+            if role == "object":
+                total += 1
+                found += max((iou(r["segmentation"], m) for r in records), default=0.0) >= 0.8
+    return {
+        "object_recall_at_iou_0.8": round(found / total, 4),
+        "masks_per_image": round(masks / len(samples), 2),
+        "seconds_per_image": round((time.perf_counter() - start) / len(samples), 3),
+    }
+
+
+def median_ms(fn, repeats: int) -> float:  # noqa: ANN001
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def speed(model, device: str, repeats: int) -> dict:  # noqa: ANN001
+    model = model.to(device).eval()
+    size = model.config.image_size
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    images = torch.rand(1, 3, size, size, device=device)
+    with torch.no_grad():
+        features = model.encode(images)
+
+        def encode() -> None:
+            model.encode(images)
+            sync()
+
+        def decode(n: int):  # noqa: ANN202
+            coords = torch.rand(n, 2, 2, device=device) * size
+            labels = torch.ones(n, 2, dtype=torch.long, device=device)
+            mask_in = torch.zeros(n, 1, model.mask_size, model.mask_size, device=device)
+            index = torch.zeros(n, dtype=torch.long, device=device)
+
+            def run() -> None:
+                logits, _ = model.decode(features, index, coords=coords, labels=labels, mask_input=mask_in)
+                model.upsample(logits)
+                sync()
+
+            return run
+
+        return {
+            "encoder_ms_per_image": round(median_ms(encode, repeats), 3),
+            "decoder_ms_per_prompt": round(median_ms(decode(1), repeats), 3),
+            "decoder_ms_per_prompt_batched_64": round(median_ms(decode(64), repeats // 4 + 1) / 64, 3),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="checkpoint directory (default: the shipped sam-shapes)")
+    parser.add_argument("--scenes", type=int, default=300, help="test images per set")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for the CPU timings (0: all cores)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed calls per speed figure")
+    parser.add_argument("--no-timing", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    predictor = genlab.SegmentPredictor.load(args.model, device="cpu")
+    model = predictor.model.float()
+    size = model.config.image_size
+    say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    say(f"model {args.model or 'sam-shapes (shipped)'}: {model.num_params() / 1e6:.2f} M parameters, {size}×{size}")
+    shapes = [shapes_sample(HELD_OUT_STREAM, i, size=size, max_objects=4, part_prob=0.5) for i in range(args.scenes)]
+    blobs = [blobs_sample(HELD_OUT_STREAM, i, size=size) for i in range(args.scenes)]
+    one_object = [shapes_sample(HELD_OUT_STREAM + 1, i, size=size, max_objects=4, part_prob=0.0) for i in range(50)]
+    say("accuracy on held-out shapes …")
+    result: dict = {
+        "model": str(args.model or "sam-shapes"),
+        "parameters_M": round(model.num_params() / 1e6, 3),
+        "image_size": size,
+        "shapes_held_out": accuracy(model, shapes),
+    }
+    say("accuracy on blobs (never trained on) …")
+    result["blobs_unseen"] = accuracy(model, blobs)
+    say("automatic masks …")
+    result["automatic_shapes"] = automatic(predictor, one_object)
+    result["automatic_blobs"] = automatic(predictor, blobs[:50])
+    if not args.no_timing:
+        say("speed …")
+        result["cpu"] = speed(model, "cpu", args.repeats) | {"threads": torch.get_num_threads()}
+        if torch.cuda.is_available():
+            result["gpu"] = speed(model, "cuda", args.repeats) | {"name": torch.cuda.get_device_name()}
+    result["targets"] = {
+        "miou_1click_ge_0.85": result["shapes_held_out"]["miou_1click_oracle"] >= 0.85,
+        "miou_box_ge_0.92": result["shapes_held_out"]["miou_box_single"] >= 0.92,
+        "decoder_le_10ms": result.get("cpu", {}).get("decoder_ms_per_prompt", 0.0) <= 10.0,
+    }
+    result["machine"] = {
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    if Path("/proc/cpuinfo").is_file():
+        names = [
+            ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln
+        ]
+        result["machine"]["cpu"] = f"{len(names)} × {names[0]}" if names else "unknown"
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

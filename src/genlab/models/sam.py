@@ -1,0 +1,316 @@
+"""Promptable segmentation in the Segment-Anything style (Kirillov et al. 2023), trained from scratch.
+
+Formulation: x is a mask, y an image plus a prompt — foreground/background points, a box, a previous mask. The model
+gives p(mask | image, prompt) pixel by pixel (sigmoid of the logits) and, for an ambiguous prompt, three candidate
+masks (whole, part, subpart) with a predicted IoU each.
+Representation: :class:`~genlab.segment.image_encoder.ImageEncoder` (run once per image),
+:class:`~genlab.segment.prompt_encoder.PromptEncoder`, :class:`~genlab.segment.mask_decoder.MaskDecoder` (a
+two-way transformer, 4× upsampling, hypernetwork heads, an IoU head).
+Objective (SAM §3 "Losses and training", appendix A): a simulated interactive session per target mask — the first
+prompt a point or a (noisy) box; each later round adds a point sampled from the error region of the previous answer
+and feeds that answer's logits back as a mask prompt; a round without a new point ends the session (and, past 8
+rounds, one more is inserted at random, as SAM's 11 rounds do). With ``every_round_loss`` every round is trained, as
+in SAM; without it (the CPU preset) the first round and one later round drawn at random are, which estimates the
+same objective at a fraction of the cost (the answers fed back are detached either way). Mask loss 20·focal +
+1·dice; for a one-prompt first round only the best of the 3 masks is trained (the ambiguity-aware minimum); MSE
+between predicted and actual IoU.
+Inference: :class:`genlab.segment.predictor.SegmentPredictor` and the automatic mask generator.
+
+Symbols: S image side, h = S / stride the embedding side, m = 4h the low-resolution mask side, P prompts (masks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genlab.errors import GenlabError
+from genlab.eval.segment import mask_iou
+from genlab.models.base import GenerativeModel
+from genlab.models.diffusion import parse_ints
+from genlab.segment.data import jitter_boxes, mask_boxes, random_clicks, random_points
+from genlab.segment.image_encoder import ImageEncoder, ImageFeatures
+from genlab.segment.mask_decoder import NUM_MULTIMASK, MaskDecoder
+from genlab.segment.prompt_encoder import FOREGROUND, NOT_A_POINT, PromptEncoder
+from genlab.segment.transformer import TwoWayTransformer
+
+
+@dataclass
+class SamConfig:
+    image_size: int = 64  # the model's input side; the predictor resizes any image to it
+    stage_channels: str = "32,64"  # convolution stages (each halves the resolution)
+    encoder_dim: int = 128
+    encoder_depth: int = 4
+    encoder_heads: int = 4
+    prompt_dim: int = 128  # width of the embedding, the prompt tokens and the decoder (SAM: 256)
+    decoder_depth: int = 2
+    decoder_heads: int = 4
+    decoder_mlp: int = 512
+    mask_in_chans: int = 16
+    # data and the simulated interactive training
+    max_objects: int = 4  # generated data: objects per image
+    part_prob: float = 0.5  # generated data: chance that an object holds a part
+    masks_per_image: int = 4  # target masks trained per image and step (the encoder runs once for all)
+    rounds: int = 8  # decoder calls per target: first prompt, clicks, a last round without a new point (SAM: 11)
+    every_round_loss: bool = False  # True: SAM's loss on every round; False: the first round and one random later one
+    box_prob: float = 0.5  # chance that the first prompt is a box rather than a point
+    box_noise: float = 0.1  # box corner noise, a fraction of the box side (SAM: 0.1)
+    focal_weight: float = 20.0
+    dice_weight: float = 1.0
+    iou_weight: float = 1.0
+    augment: bool = True
+
+    @property
+    def stride(self) -> int:
+        return 2 ** (len(parse_ints(self.stage_channels, "stage_channels")) + 1)
+
+    def validate(self) -> None:
+        stages = parse_ints(self.stage_channels, "stage_channels")
+        if len(stages) < 2 or min(stages) < 1:
+            raise GenlabError("sam: stage_channels needs at least two positive widths, e.g. 32,64")
+        if self.image_size < self.stride or self.image_size % self.stride:
+            raise GenlabError(f"--size {self.image_size}: must be a multiple of the encoder stride {self.stride}")
+        if self.prompt_dim % 16 or self.prompt_dim % (2 * self.decoder_heads):
+            raise GenlabError(f"sam: prompt_dim={self.prompt_dim} must be a multiple of 16 and of 2 × decoder_heads")
+        if self.encoder_dim % self.encoder_heads:
+            raise GenlabError(f"sam: encoder_dim={self.encoder_dim} must be a multiple of encoder_heads")
+        if self.mask_in_chans % 4 or self.mask_in_chans < 4:
+            raise GenlabError("sam: mask_in_chans must be a positive multiple of 4")
+        if self.rounds < 1 or self.masks_per_image < 1 or self.max_objects < 1:
+            raise GenlabError("sam: rounds, masks_per_image and max_objects must be at least 1")
+        for name in ("part_prob", "box_prob", "box_noise"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise GenlabError(f"sam: {name} must be in [0, 1]")
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Sigmoid focal loss (Lin et al. 2017) averaged over pixels: ``P×K×H×W`` logits, ``P×1×H×W`` target → ``P×K``."""
+    ce = F.binary_cross_entropy_with_logits(logits, target.expand_as(logits), reduction="none")
+    p_t = torch.exp(-ce)  # the probability given to the right answer (exact for 0/1 targets)
+    a_t = alpha * target + (1 - alpha) * (1 - target)
+    return (a_t * ce * (1 - p_t) ** gamma).flatten(2).mean(-1)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − soft Dice (Milletari et al. 2016) with +1 smoothing: ``P×K×H×W``, ``P×1×H×W`` → ``P×K``."""
+    p = torch.sigmoid(logits).flatten(2)
+    t = target.flatten(2)
+    return 1 - (2 * (p * t).sum(-1) + 1) / (p.sum(-1) + t.sum(-1) + 1)
+
+
+class SamModel(GenerativeModel):
+    family = "sam"
+    modality = "segment"
+    Config = SamConfig
+    presets = {
+        # 64×64 shapes on a 2-core CPU in about an hour (docs/segment.md, the shipped sam-shapes model)
+        "tiny": dict(
+            steps=6000,
+            batch_size=16,
+            masks_per_image=4,
+            rounds=8,
+            lr=1e-3,
+            min_lr=5e-5,
+            warmup=200,
+            weight_decay=0.05,
+            eval_every=1000,
+            eval_batches=8,
+            ckpt_every=500,
+        ),
+        # a wider encoder and the full 8-round sessions: an hour of a GPU is plenty, a night on a CPU
+        "small": dict(
+            image_size=64,
+            stage_channels="32,64",
+            encoder_dim=192,
+            encoder_depth=6,
+            encoder_heads=6,
+            prompt_dim=160,
+            decoder_mlp=640,
+            steps=20000,
+            batch_size=32,
+            masks_per_image=8,
+            rounds=8,
+            every_round_loss=True,
+            lr=8e-4,
+            min_lr=4e-5,
+            warmup=500,
+            weight_decay=0.1,
+            eval_every=2000,
+            eval_batches=16,
+            ckpt_every=1000,
+        ),
+        # 128×128, SAM's widths in the decoder: a GPU
+        "base": dict(
+            image_size=128,
+            stage_channels="32,64,128",
+            encoder_dim=256,
+            encoder_depth=8,
+            encoder_heads=8,
+            prompt_dim=256,
+            decoder_heads=8,
+            decoder_mlp=2048,
+            max_objects=6,
+            steps=60000,
+            batch_size=64,
+            masks_per_image=16,
+            rounds=11,
+            every_round_loss=True,
+            lr=8e-4,
+            min_lr=4e-5,
+            warmup=1000,
+            weight_decay=0.1,
+            eval_every=5000,
+            eval_batches=32,
+            ckpt_every=2500,
+        ),
+    }
+
+    def __init__(self, config: SamConfig) -> None:
+        super().__init__(config)
+        config.validate()
+        c = config
+        stages = parse_ints(c.stage_channels, "stage_channels")
+        self.image_encoder = ImageEncoder(
+            image_size=c.image_size,
+            stage_channels=stages,
+            dim=c.encoder_dim,
+            depth=c.encoder_depth,
+            heads=c.encoder_heads,
+            out_dim=c.prompt_dim,
+        )
+        self.prompt_encoder = PromptEncoder(
+            embed_dim=c.prompt_dim,
+            embedding_size=c.image_size // c.stride,
+            input_size=c.image_size,
+            mask_in_chans=c.mask_in_chans,
+        )
+        transformer = TwoWayTransformer(
+            depth=c.decoder_depth, embedding_dim=c.prompt_dim, num_heads=c.decoder_heads, mlp_dim=c.decoder_mlp
+        )
+        self.mask_decoder = MaskDecoder(
+            transformer_dim=c.prompt_dim, transformer=transformer, skip_channels=(stages[-2], stages[-1])
+        )
+
+    @property
+    def mask_size(self) -> int:
+        """Side m of the low-resolution logits (and of a mask prompt)."""
+        return self.prompt_encoder.mask_input_size
+
+    # --- inference building blocks -----------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor) -> ImageFeatures:
+        """``B×3×S×S`` images in [0, 1] → the features every prompt on them reuses (skips already projected)."""
+        return self.mask_decoder.project_skips(self.image_encoder(images))
+
+    def decode(
+        self,
+        features: ImageFeatures,
+        image_index: torch.Tensor | None,
+        *,
+        coords: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Answer ``P`` prompts on encoded images: prompt p is on image ``image_index[p]`` (``None``: the features
+        already hold one row per prompt).
+
+        coords ``P×N×2`` (model frame, see :mod:`~genlab.segment.prompt_encoder`) with labels ``P×N``; boxes ``P×4``
+        (NaN rows: none); mask_input ``P×1×m×m`` logits. Returns (logits ``P×K×m×m``, predicted IoU ``P×K``) with
+        K = 3 (``multimask``), 1 (the single-mask token), or all 4 (``multimask=None``: token 0 first).
+        """
+        count = len(image_index) if image_index is not None else features.embedding.shape[0]
+        sparse, dense = self.prompt_encoder(coords, labels, boxes, mask_input, count=count)
+        if image_index is not None:
+            features = features.select(image_index)
+        logits, iou = self.mask_decoder(features, self.prompt_encoder.dense_pe(), sparse, dense)
+        if multimask is None:
+            return logits, iou
+        keep = slice(1, 1 + NUM_MULTIMASK) if multimask else slice(0, 1)
+        return logits[:, keep], iou[:, keep]
+
+    def upsample(self, logits: torch.Tensor) -> torch.Tensor:
+        """Low-resolution logits ``P×K×m×m`` → ``P×K×S×S`` (bilinear, as SAM's postprocessing)."""
+        s = self.config.image_size
+        return F.interpolate(logits, size=(s, s), mode="bilinear", align_corners=False)
+
+    # --- the objective -----------------------------------------------------------------------------------------
+    def mask_losses(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """20·focal + 1·dice of ``P×K×m×m`` logits against ``P×1×m×m`` (soft) targets → ``P×K``."""
+        c = self.config
+        return c.focal_weight * focal_loss(logits, target) + c.dice_weight * dice_loss(logits, target)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One simulated interactive session for each of the B×K target masks of the batch (see the module doc).
+
+        Losses are taken at the logits' resolution m against area-averaged targets (4× fewer pixels than S×S);
+        clicks are drawn at full resolution from the upsampled answer.
+        """
+        c = self.config
+        images, masks = batch["images"], batch["masks"]
+        B, K, S, _ = masks.shape
+        dev = images.device
+        index = torch.arange(B, device=dev).repeat_interleave(K)
+        features = self.encode(images).select(index)  # one row per target, shared by every round
+        full_target = masks.reshape(B * K, 1, S, S)
+        target = F.adaptive_avg_pool2d(full_target, self.mask_size)
+        hard = target > 0.5
+        gt = full_target[:, 0] > 0.5
+        P = len(index)
+        rows = torch.arange(P, device=dev)
+        use_box = torch.rand(P, device=dev) < c.box_prob
+        boxes = jitter_boxes(mask_boxes(full_target[:, 0]), S, noise=c.box_noise)
+        boxes = torch.where(use_box[:, None], boxes, torch.full_like(boxes, float("nan")))
+        first, _ = random_points(gt)
+        coords = first[:, None]
+        labels = torch.where(use_box, NOT_A_POINT, FOREGROUND)[:, None]
+
+        # Round 1: a single point or a box is one prompt, so the 3 multimask outputs answer it and only the best is
+        # trained (SAM §3); the single-mask token also learns boxes, which are unambiguous here.
+        logits, iou = self.decode(features, None, coords=coords, labels=labels, boxes=boxes)
+        losses = self.mask_losses(logits, target)
+        with torch.no_grad():
+            true_iou = mask_iou(logits > 0, hard)
+        box_w = use_box.float()
+        mask_term = losses[:, 1:].min(dim=1).values + box_w * losses[:, 0]
+        iou_term = ((iou[:, 1:] - true_iou[:, 1:]) ** 2).mean(dim=1) + box_w * (iou[:, 0] - true_iou[:, 0]) ** 2
+        total = (mask_term + c.iou_weight * iou_term).mean()
+        pick = iou[:, 1:].argmax(dim=1) + 1  # the answer a user would keep: the highest predicted IoU
+        previous = logits[rows, pick].detach()[:, None]
+
+        # Later rounds: a click in the error region (none in the "refine" rounds), the previous logits as a mask
+        # prompt, the single-mask token. Answers are fed back detached (as in SAM), so no round's gradient flows
+        # through another: with every_round_loss off, the rounds before one sampled round run without gradient
+        # and the session stops there — an estimate of the later rounds' mean loss at the cost of one round.
+        if c.rounds == 1:
+            return total
+        last = c.rounds - 1 if c.every_round_loss else int(torch.randint(1, c.rounds, ()).item())
+        refine = {c.rounds - 1} if c.rounds > 2 else set()
+        if c.rounds > 8:  # SAM's 11 rounds: 1 prompt, 8 clicks, 2 refinements (one at a random place)
+            refine.add(int(torch.randint(1, c.rounds - 1, ()).item()))
+        later = torch.zeros((), device=dev)
+        for r in range(1, last + 1):
+            if r not in refine:
+                answer = self.upsample(previous)[:, 0] > 0
+                new, new_label = random_clicks(answer, gt)
+                coords = torch.cat([coords, new[:, None]], dim=1)
+                labels = torch.cat([labels, new_label[:, None]], dim=1)
+            trained = c.every_round_loss or r == last
+            with torch.set_grad_enabled(trained and torch.is_grad_enabled()):
+                logits, iou = self.decode(
+                    features, None, coords=coords, labels=labels, boxes=boxes, mask_input=previous, multimask=False
+                )
+            if trained:
+                with torch.no_grad():
+                    true_iou = mask_iou(logits > 0, hard)
+                step_loss = self.mask_losses(logits, target)[:, 0] + c.iou_weight * (iou[:, 0] - true_iou[:, 0]) ** 2
+                later = later + step_loss.mean()
+            previous = logits.detach()
+        if c.every_round_loss:
+            return (total + later) / c.rounds
+        return (total + later) / 2
+
+    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
+        raise GenlabError("a segmentation model answers prompts: use genlab.SegmentPredictor or `genlab segment`")

@@ -1,0 +1,385 @@
+"""Mask data: images with instance masks, augmentation, batches, and simulated clicks.
+
+Sources (``--data``):
+    shapes   genlab's procedural scenes (:mod:`genlab.data.shapes`): up to ``max_objects`` shapes, some with a
+             part inside, so a click on a part is ambiguous between the part and the whole. Targets: every whole
+             object, every part, and the background. An endless stream: scene ``i`` is a pure function of (seed, i).
+    blobs    a second generator that ``shapes`` training never sees: ellipses, wobbly blobs, irregular polygons
+             and rings (objects with a hole), in any colour, on smooth colour fields, some with a blob inside.
+    a folder ``DIR/images/NAME.png`` with, for each image, either ``DIR/masks/NAME/*.png`` (one file per instance:
+             non-black = inside) or ``DIR/masks/NAME.png`` (a label map: each distinct non-black value or colour is
+             one instance). Images of any size and mode, resized on the shorter side and centre-cropped.
+
+Simulated clicks follow SAM's training (§A "Training algorithm"): the first point uniformly inside the target, each
+further point uniformly in the error region of the previous answer (foreground where the target was missed,
+background where the answer spilled over). Evaluation uses the deterministic protocol of interactive segmentation
+benchmarks (RITM, SAM §7.1): the point farthest from the region's boundary.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from genlab.data.image_data import resize_crop
+from genlab.data.images import IMAGE_SUFFIXES, read_image
+from genlab.errors import GenlabError, GenlabWarning
+
+GENERATED = ("shapes", "blobs")
+_SUPERSAMPLE = 4
+
+
+@dataclass
+class MaskSample:
+    """One image and its target masks: ``image`` S×S×3 float32 in [0, 1], ``masks`` M×S×S bool, ``roles`` one of
+    "object", "part" or "background" per mask."""
+
+    image: np.ndarray
+    masks: np.ndarray
+    roles: tuple[str, ...]
+
+    def targets(self, *, background: bool = True) -> np.ndarray:
+        keep = [i for i, r in enumerate(self.roles) if background or r != "background"]
+        return self.masks[keep]
+
+
+def _with_background(image: np.ndarray, masks: list[np.ndarray], roles: list[str]) -> MaskSample:
+    objects = [m for m, r in zip(masks, roles, strict=True) if r == "object"]
+    background = ~np.any(objects, axis=0) if objects else np.ones(image.shape[:2], bool)
+    return MaskSample(image.astype(np.float32), np.stack([*masks, background]), (*roles, "background"))
+
+
+def shapes_sample(seed: int, index: int, *, size: int, max_objects: int = 4, part_prob: float = 0.5) -> MaskSample:
+    """Scene ``index`` of the ``shapes`` stream ``seed``: objects, their parts, and the background."""
+    from genlab.data.shapes import make_scene
+
+    scene = make_scene(seed, index, size=size, max_objects=max_objects, part_prob=part_prob)
+    masks, roles = [], []
+    for obj in scene.objects:
+        masks.append(obj.mask)
+        roles.append("object")
+        if obj.part is not None and obj.part.mask.any():
+            masks.append(obj.part.mask)
+            roles.append("part")
+    return _with_background(scene.image, masks, roles)
+
+
+# --- the second generator --------------------------------------------------------------------------------------
+
+
+def _blob_outline(rng: np.random.Generator, cx: float, cy: float, r: float, kind: str) -> list[tuple[float, float]]:
+    t = np.linspace(0, 2 * np.pi, 96, endpoint=False)
+    if kind == "ellipse":
+        a, b, rot = r, r * rng.uniform(0.45, 1.0), rng.uniform(0, np.pi)
+        x, y = a * np.cos(t), b * np.sin(t)
+        x, y = x * math.cos(rot) - y * math.sin(rot), x * math.sin(rot) + y * math.cos(rot)
+    elif kind == "polygon":
+        n = int(rng.integers(5, 9))
+        t = np.sort(rng.uniform(0, 2 * np.pi, n))
+        rad = r * rng.uniform(0.6, 1.0, n)
+        x, y = rad * np.cos(t), rad * np.sin(t)
+    else:  # a wobbly blob: r(θ) = r (1 + Σ a_k cos(kθ + φ_k)), k = 2 … 4
+        rad = np.ones_like(t)
+        for k in (2, 3, 4):
+            rad += rng.uniform(0.05, 0.18) * np.cos(k * t + rng.uniform(0, 2 * np.pi))
+        rad = r * rad / rad.max()
+        x, y = rad * np.cos(t), rad * np.sin(t)
+    return list(zip((cx + x).tolist(), (cy + y).tolist(), strict=True))
+
+
+def _coverage(outlines: list[tuple[list[tuple[float, float]], int]], size: int) -> np.ndarray:
+    """Polygons drawn in order with fill 255 (add) or 0 (cut), supersampled: the covered fraction per pixel."""
+    big = Image.new("L", (size * _SUPERSAMPLE, size * _SUPERSAMPLE), 0)
+    draw = ImageDraw.Draw(big)
+    for poly, fill in outlines:
+        draw.polygon([(x * _SUPERSAMPLE, y * _SUPERSAMPLE) for x, y in poly], fill=fill)
+    return np.asarray(big.resize((size, size), Image.BOX), dtype=np.float32) / 255.0
+
+
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    import colorsys
+
+    return np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.35, 1.0), rng.uniform(0.35, 1.0)), np.float32)
+
+
+def blobs_sample(seed: int, index: int, *, size: int, max_objects: int = 4, part_prob: float = 0.4) -> MaskSample:
+    """Scene ``index`` of the ``blobs`` stream: 1 … ``max_objects`` non-overlapping blobs, ellipses, polygons and
+    rings (a hole shows the background) in random colours on a smooth colour field; some hold a smaller blob."""
+    rng = np.random.default_rng([seed, index, 7919])
+    coarse = rng.uniform(0, 1, (3, 3, 3)).astype(np.float32)
+    field = np.stack(
+        [np.asarray(Image.fromarray(coarse[..., c]).resize((size, size), Image.BICUBIC)) for c in range(3)]
+    )
+    image = np.clip(0.15 + 0.7 * field.transpose(1, 2, 0), 0, 1)
+    image = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
+    taken = np.zeros((size, size), bool)
+    masks, roles = [], []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        for _attempt in range(12):
+            r = size * rng.uniform(0.1, 0.24)
+            cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
+            kind = str(rng.choice(["ellipse", "blob", "polygon", "ring"]))
+            outer = _blob_outline(rng, cx, cy, r, "ellipse" if kind == "ring" else kind)
+            shapes = [(outer, 255)]
+            if kind == "ring":
+                shapes.append((_blob_outline(rng, cx, cy, r * rng.uniform(0.35, 0.55), "ellipse"), 0))
+            cover = _coverage(shapes, size)
+            if not (cover > 0)[taken].any():
+                break
+        else:
+            continue
+        taken |= cover > 0
+        colour = _colour(rng)
+        image = image * (1 - cover[..., None]) + colour * cover[..., None]
+        mask = cover >= 0.5
+        part = None
+        if kind != "ring" and rng.random() < part_prob:
+            p_cover = _coverage([(_blob_outline(rng, cx, cy, 0.45 * r, "blob"), 255)], size)
+            image = image * (1 - p_cover[..., None]) + _colour(rng) * p_cover[..., None]
+            part = (p_cover >= 0.5) & mask
+        if mask.any():
+            masks.append(mask)
+            roles.append("object")
+            if part is not None and part.any():
+                masks.append(part)
+                roles.append("part")
+    if not masks:  # every placement collided (very rare): an empty scene is still a scene
+        return MaskSample(image.astype(np.float32), np.ones((1, size, size), bool), ("background",))
+    return _with_background(image, masks, roles)
+
+
+# --- user folders ----------------------------------------------------------------------------------------------
+
+
+def _read_masks(path: Path, size: int) -> list[np.ndarray]:
+    """A folder of instance PNGs or a label map → instance masks, resized and cropped like the image."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        planes = [read_image(f).max(axis=2) > 0.5 for f in files]
+    else:
+        labels = read_image(path)
+        flat = labels.reshape(-1, 3)
+        values = [v for v in np.unique(flat, axis=0) if v.any()]
+        planes = [np.all(labels == v, axis=2) for v in values]
+    out = [resize_crop(p.astype(np.float32)[..., None], size)[..., 0] >= 0.5 for p in planes]
+    return [m for m in out if m.sum() >= 4]
+
+
+def load_mask_folder(root: str | Path, size: int, *, strict: bool = False) -> list[MaskSample]:
+    """Every image of ``root/images`` with its masks from ``root/masks`` (see the module docstring)."""
+    root = Path(root).expanduser()
+    images_dir, masks_dir = root / "images", root / "masks"
+    if not images_dir.is_dir() or not masks_dir.is_dir():
+        raise GenlabError(f"--data {root}: expected images/ and masks/ folders (see docs/segment.md)")
+    files = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise GenlabError(f"--data {root}: images/ holds no images (png, jpg, webp, ...)")
+    samples, problems = [], []
+    for f in files:
+        candidates = [masks_dir / f.stem] + [masks_dir / (f.stem + s) for s in (".png", ".PNG", ".tif", ".bmp")]
+        found = next((c for c in candidates if c.exists()), None)
+        try:
+            if found is None:
+                raise GenlabError(f"{f.name}: no masks/{f.stem}/ folder or masks/{f.stem}.png label map")
+            image = resize_crop(read_image(f), size)
+            masks = _read_masks(found, size)
+            if not masks:
+                raise GenlabError(f"{found}: no instance covers 4 pixels or more at {size}×{size}")
+        except GenlabError as e:
+            if strict:
+                raise
+            problems.append(str(e))
+            continue
+        samples.append(MaskSample(image.astype(np.float32), np.stack(masks), ("object",) * len(masks)))
+    if problems:
+        warnings.warn(f"skipped {len(problems)} of {len(files)} image(s); first: {problems[0]}", GenlabWarning, 2)
+    if not samples:
+        raise GenlabError(f"--data {root}: none of its {len(files)} images has usable masks")
+    return samples
+
+
+class MaskSource:
+    """Samples by number: an endless generator stream (``shapes``, ``blobs``) or a list loaded from a folder."""
+
+    def __init__(self, data: str, *, size: int, seed: int = 0, max_objects: int = 4, part_prob: float = 0.5) -> None:
+        self.name, self.size, self.seed = data, size, seed
+        self.options = dict(max_objects=max_objects, part_prob=part_prob)
+        self.samples: list[MaskSample] | None = None
+
+    @classmethod
+    def from_samples(cls, name: str, samples: list[MaskSample]) -> MaskSource:
+        src = cls(name, size=samples[0].image.shape[0])
+        src.samples = samples
+        return src
+
+    @property
+    def endless(self) -> bool:
+        return self.samples is None
+
+    def __len__(self) -> int:
+        return len(self.samples) if self.samples is not None else 2**62
+
+    def __getitem__(self, index: int) -> MaskSample:
+        if self.samples is not None:
+            return self.samples[index]
+        make = shapes_sample if self.name == "shapes" else blobs_sample
+        return make(self.seed, index, size=self.size, **self.options)
+
+
+def mask_sources(
+    data: str, *, size: int, val_count: int, val_fraction: float, seed: int = 0, strict: bool = False, **options: float
+) -> tuple[MaskSource, MaskSource]:
+    """(train, held out). Generated data: two disjoint streams (seed and seed + 1), ``val_count`` held out.
+    A folder: a seeded random ``val_fraction`` of its images is held out."""
+    if data in GENERATED and not Path(data).exists():
+        train = MaskSource(data, size=size, seed=seed, **options)
+        held = MaskSource(data, size=size, seed=seed + 1, **options)
+        held.samples = [held[i] for i in range(val_count)]
+        return train, held
+    path = Path(data).expanduser()
+    if not path.is_dir():
+        raise GenlabError(f"--data {data}: no such folder (generated mask sets: {', '.join(GENERATED)})")
+    samples = load_mask_folder(path, size, strict=strict)
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_val = min(int(round(len(samples) * val_fraction)), len(samples) - 1)
+    held = [samples[i] for i in order[:n_val]]
+    return MaskSource.from_samples(data, [samples[i] for i in order[n_val:]]), MaskSource.from_samples(data, held)
+
+
+# --- augmentation and batches ----------------------------------------------------------------------------------
+
+
+def augment(sample: MaskSample, rng: np.random.Generator, *, zoom: bool = False) -> MaskSample:
+    """Horizontal flip, colour jitter (channel order, brightness, contrast, per-channel gain) and, with ``zoom``,
+    a random crop of 67-100% of the side resized back; masks follow every geometric change."""
+    image, masks = sample.image, sample.masks
+    if rng.random() < 0.5:
+        image, masks = image[:, ::-1], masks[:, :, ::-1]
+    if zoom and rng.random() < 0.5:
+        s = image.shape[0]
+        side = int(round(s * rng.uniform(0.67, 1.0)))
+        y0, x0 = rng.integers(0, s - side + 1, 2)
+        idx = (np.arange(s) + 0.5) * side / s - 0.5
+        near = np.clip(np.round(idx).astype(int), 0, side - 1)
+        crop = image[y0 : y0 + side, x0 : x0 + side]
+        image = np.stack(
+            [np.asarray(Image.fromarray(crop[..., c]).resize((s, s), Image.BILINEAR)) for c in range(3)], axis=2
+        )
+        masks = masks[:, y0 : y0 + side, x0 : x0 + side][:, near][:, :, near]
+    if rng.random() < 0.5:
+        image = image[..., rng.permutation(3)]
+    mean = image.mean()
+    image = (image - mean) * rng.uniform(0.8, 1.2) + mean + rng.uniform(-0.1, 0.1)
+    image = np.clip(image * rng.uniform(0.9, 1.1, 3), 0, 1)
+    keep = masks.reshape(len(masks), -1).any(axis=1)
+    roles = tuple(r for r, k in zip(sample.roles, keep, strict=True) if k)
+    return MaskSample(np.ascontiguousarray(image, np.float32), np.ascontiguousarray(masks[keep]), roles)
+
+
+class MaskBatches:
+    """Batch ``i`` (a pure function of (seed, rank, i)): ``images`` B×3×S×S in [0, 1] and ``masks`` B×K×S×S
+    (0/1 floats), K target masks per image chosen at random (with repeats when an image has fewer)."""
+
+    def __init__(
+        self,
+        source: MaskSource,
+        *,
+        batch_size: int,
+        masks_per_image: int,
+        seed: int = 0,
+        rank: int = 0,
+        augmentation: bool = True,
+    ) -> None:
+        self.source, self.batch_size, self.k = source, batch_size, masks_per_image
+        self.seed, self.rank, self.augmentation = seed, rank, augmentation
+
+    def __call__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.rank, i])
+        n = len(self.source)
+        images, masks = [], []
+        for index in rng.integers(0, n, self.batch_size):
+            sample = self.source[int(index)]
+            if self.augmentation:
+                sample = augment(sample, rng, zoom=not self.source.endless)
+            m = len(sample.masks)
+            pick = rng.permutation(m)[: self.k] if m >= self.k else rng.integers(0, m, self.k)
+            images.append(sample.image)
+            masks.append(sample.masks[pick])
+        return {
+            "images": torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
+            "masks": torch.from_numpy(np.stack(masks)).float(),
+        }
+
+
+# --- prompts from masks ----------------------------------------------------------------------------------------
+
+
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """``P×H×W`` masks → ``P×4`` boxes (x0, y0, x1, y1), the pixel edges around the mask (x1, y1 exclusive)."""
+    P, H, W = masks.shape
+    m = masks > 0.5
+    cols, rows = m.any(dim=1), m.any(dim=2)
+    xs = torch.arange(W, device=masks.device).expand(P, W)
+    ys = torch.arange(H, device=masks.device).expand(P, H)
+    x0 = torch.where(cols, xs, W).amin(dim=1)
+    x1 = torch.where(cols, xs, -1).amax(dim=1) + 1
+    y0 = torch.where(rows, ys, H).amin(dim=1)
+    y1 = torch.where(rows, ys, -1).amax(dim=1) + 1
+    return torch.stack([x0, y0, x1, y1], dim=1).float()
+
+
+def jitter_boxes(
+    boxes: torch.Tensor, size: int, *, noise: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """SAM's box noise (std 10% of the box side, at most 20 px): each coordinate of ``P×4`` boxes moves by
+    N(0, (noise × side)²), clipped to ±2 × noise × side; the box stays inside the ``size``×``size`` image."""
+    wh = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+    shift = torch.randn(boxes.shape, generator=generator, device=boxes.device) * noise * wh
+    shift = shift.clamp(-2 * noise * wh, 2 * noise * wh)
+    out = (boxes + shift).clamp(0, size)
+    lo = torch.minimum(out[:, :2], out[:, 2:] - 1)
+    return torch.cat([lo, torch.maximum(out[:, 2:], lo + 1)], dim=1)
+
+
+def random_points(region: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A uniformly random pixel of each ``P×H×W`` region → (``P×2`` pixel centres (x, y), ``P`` found)."""
+    P, H, W = region.shape
+    flat = region.reshape(P, -1).float()
+    score = torch.rand(flat.shape, generator=generator, device=region.device) * flat
+    idx = score.argmax(dim=1)
+    coords = torch.stack([idx % W, idx // W], dim=1).float() + 0.5
+    return coords, flat.sum(dim=1) > 0
+
+
+def random_clicks(
+    pred: torch.Tensor, gt: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training click in the error region of ``pred`` vs ``gt`` (``P×H×W`` bool) → (``P×2``, labels ``P``): 1 where
+    the target was missed, 0 where the answer spilled over, −1 (no point) where the answer is exact."""
+    coords, found = random_points(pred ^ gt, generator)
+    x, y = coords[:, 0].long(), coords[:, 1].long()
+    label = gt[torch.arange(len(gt), device=gt.device), y, x].long()
+    return coords, torch.where(found, label, torch.full_like(label, -1))
+
+
+def center_click(pred: np.ndarray | None, gt: np.ndarray) -> tuple[tuple[float, float], int]:
+    """The evaluation click (RITM / SAM protocol): the point deepest inside the larger error region — missed
+    foreground (label 1) or spilled background (label 0) — by Euclidean distance to its border (the image edge is a
+    border too). With no answer yet, the deepest point of the target itself. Label −1: the answer is exact."""
+    fn = gt if pred is None else gt & ~pred
+    fp = np.zeros_like(gt) if pred is None else pred & ~gt
+    best, label, where = -1.0, -1, (0.0, 0.0)
+    for region, lab in ((fn, 1), (fp, 0)):
+        if region.any():
+            dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+            y, x = np.unravel_index(int(dist.argmax()), dist.shape)
+            if dist[y, x] > best:
+                best, label, where = float(dist[y, x]), lab, (x + 0.5, y + 0.5)
+    return where, label

@@ -1,0 +1,142 @@
+import json
+
+import pytest
+import torch
+
+from genlab.errors import GenlabError
+from genlab.models.sam import SamConfig, SamModel, dice_loss, focal_loss
+from genlab.segment.data import MaskBatches, MaskSource
+from genlab.segment.prompt_encoder import PositionEmbeddingRandom, PromptEncoder
+from genlab.train.trainer import TrainConfig, Trainer
+
+from .segment_helpers import TINY_SAM, tiny_sam
+
+
+def test_prompt_encoder_shapes():
+    enc = PromptEncoder(embed_dim=32, embedding_size=4, input_size=32, mask_in_chans=8)
+    coords, labels = torch.rand(5, 3, 2) * 32, torch.tensor([[1, 0, -1]] * 5)
+    sparse, dense = enc(coords, labels, None, None)
+    assert sparse.shape == (5, 3, 32) and dense.shape == (5, 32, 4, 4)
+    boxes = torch.tensor([[1.0, 2.0, 20.0, 30.0]] * 5)
+    sparse, _ = enc(coords, labels, boxes, None)
+    assert sparse.shape == (5, 5, 32)  # 3 points + 2 box corners
+    sparse, dense = enc(None, None, boxes, torch.randn(5, 1, 16, 16))
+    assert sparse.shape == (5, 2, 32) and dense.shape == (5, 32, 4, 4)
+    assert enc.mask_input_size == 16 and enc.dense_pe().shape == (1, 32, 4, 4)
+    sparse, dense = enc(None, None, None, None, count=3)  # nothing: no tokens, the "no mask" embedding
+    assert sparse.shape == (3, 0, 32) and torch.allclose(dense[:, :, 0, 0], enc.no_mask_embed.weight.expand(3, -1))
+
+
+def test_padding_points_and_missing_boxes_carry_no_position():
+    enc = PromptEncoder(embed_dim=32, embedding_size=4, input_size=32)
+    a = enc.embed_points(torch.tensor([[[3.0, 4.0]]]), torch.tensor([[-1]]))
+    b = enc.embed_points(torch.tensor([[[30.0, 9.0]]]), torch.tensor([[-1]]))
+    assert torch.equal(a, b) and torch.equal(a[0, 0], enc.not_a_point_embed.weight[0])
+    nan_box = torch.full((1, 4), float("nan"))
+    sparse, _ = enc(None, None, nan_box, None)
+    assert torch.equal(sparse[0, 0], enc.not_a_point_embed.weight[0])
+    fg = enc.embed_points(torch.tensor([[[3.0, 4.0]]]), torch.tensor([[1]]))
+    bg = enc.embed_points(torch.tensor([[[3.0, 4.0]]]), torch.tensor([[0]]))
+    assert not torch.allclose(fg, bg)  # the label changes the token
+
+
+def test_random_fourier_features_separate_nearby_points():
+    pe = PositionEmbeddingRandom(num_pos_feats=64)
+    x = torch.tensor([[0.5, 0.5], [0.52, 0.5], [0.9, 0.1]])
+    f = pe.encode(x)
+    assert f.shape == (3, 128) and torch.allclose(f.norm(dim=1), torch.full((3,), 8.0))  # sin² + cos² = 1 each
+    sim = f @ f.T / 64
+    assert sim[0, 1] > sim[0, 2] and pe.grid(4, 6).shape == (128, 4, 6)
+
+
+def test_decoder_outputs_three_masks_or_one_with_iou():
+    model = tiny_sam()
+    feats = model.encode(torch.rand(2, 3, 32, 32))
+    assert feats.embedding.shape == (2, 32, 4, 4)
+    index = torch.tensor([0, 0, 1])
+    coords, labels = torch.rand(3, 2, 2) * 32, torch.ones(3, 2, dtype=torch.long)
+    logits, iou = model.decode(feats, index, coords=coords, labels=labels, multimask=True)
+    assert logits.shape == (3, 3, 16, 16) and iou.shape == (3, 3) and ((iou >= 0) & (iou <= 1)).all()
+    logits, iou = model.decode(feats, index, coords=coords, labels=labels, multimask=False)
+    assert logits.shape == (3, 1, 16, 16)
+    all4, _ = model.decode(feats, index, coords=coords, labels=labels)
+    assert torch.allclose(all4[:, :1], logits) and model.upsample(all4).shape == (3, 4, 32, 32)
+
+
+def test_focal_and_dice_losses():
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 2:6, 2:6] = 1
+    right, wrong = (target * 2 - 1) * 20, (1 - target * 2) * 20
+    assert focal_loss(right, target).item() < 1e-6 and dice_loss(right, target).item() < 1e-3
+    assert focal_loss(wrong, target).item() > 1.0 and dice_loss(wrong, target).item() > 0.9
+
+
+def test_interactive_loss_trains_every_part():
+    model = tiny_sam(rounds=4, every_round_loss=True).train()
+    batch = MaskBatches(MaskSource("shapes", size=32), batch_size=2, masks_per_image=2)(0)
+    loss = model.loss(batch)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    for name in ("image_encoder", "prompt_encoder.point_embeddings", "prompt_encoder.mask_downscaling", "mask_decoder"):
+        grads = [p.grad for n, p in model.named_parameters() if n.startswith(name)]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+
+
+def test_sampled_round_loss_is_cheaper_but_still_reaches_the_mask_prompt():
+    model = tiny_sam(rounds=8).train()
+    batch = MaskBatches(MaskSource("shapes", size=32), batch_size=2, masks_per_image=2)(1)
+    for seed in range(20):  # some draw picks a later round: the mask prompt path gets a gradient
+        torch.manual_seed(seed)
+        model.zero_grad()
+        model.loss(batch).backward()
+        grad = model.prompt_encoder.mask_downscaling[0].weight.grad
+        if grad is not None and grad.abs().sum() > 0:
+            return
+    pytest.fail("no later round was trained in 20 draws")
+
+
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ({"image_size": 36}, "multiple of the encoder stride 8"),
+        ({"stage_channels": "16"}, "at least two"),
+        ({"box_prob": 1.5}, "box_prob"),
+        ({"rounds": 0}, "rounds"),
+    ],
+)
+def test_bad_config(bad, needle):
+    with pytest.raises(GenlabError, match=needle):
+        SamModel(SamConfig(**bad))
+
+
+def test_sample_points_to_the_predictor():
+    with pytest.raises(GenlabError, match="SegmentPredictor"):
+        tiny_sam().sample(1)
+
+
+def test_interrupted_and_resumed_segment_run_ends_with_identical_weights(tmp_path):
+    def setup(out, seed_model=0):
+        torch.manual_seed(seed_model)
+        model = SamModel(SamConfig(**TINY_SAM))
+        cfg = TrainConfig(steps=6, batch_size=2, lr=1e-3, warmup=1, eval_every=1000, ckpt_every=1000, log_every=1)
+        return model, cfg, MaskBatches(MaskSource("shapes", size=32), batch_size=2, masks_per_image=2)
+
+    model, cfg, batches = setup(tmp_path / "a")
+    Trainer(model, cfg, batches=batches, out_dir=tmp_path / "a", quiet=True).fit()
+    model_b, cfg_b, batches_b = setup(tmp_path / "b")
+    trainer = Trainer(model_b, cfg_b, batches=None, out_dir=tmp_path / "b", quiet=True)
+
+    def interrupting(i):
+        if i == 2:
+            trainer._interrupted = True
+        return batches_b(i)
+
+    trainer.batches = interrupting
+    assert trainer.fit().step == 3
+    model_c, cfg_c, batches_c = setup(tmp_path / "b", seed_model=7)
+    torch.manual_seed(999)  # the random prompts of the loss must come from the checkpoint's RNG state
+    assert Trainer(model_c, cfg_c, batches=batches_c, out_dir=tmp_path / "b", quiet=True).fit(resume=True).step == 6
+    for (name, a), b in zip(model.state_dict().items(), model_c.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").open()]
+    assert steps == list(range(1, 7))
