@@ -5,12 +5,13 @@ def test_every_shipped_model_has_a_model_card_and_loads():
     import genlab
 
     expected = {"text": "gpt", "image": "diffusion", "classifier": "classifier", "guidance": "classifier"}
+    expected |= {"text2image": "text2image", "clip": "clip", "features": "features", "attributes": "attributes"}
     expected["segment"] = "sam"
     for task, folder in DEFAULTS.items():
         card = (ROOT / folder / "MODEL_CARD.md").read_text(encoding="utf-8")
         assert "## Command" in card and "genlab train" in card and "## Metrics" in card
         assert genlab.load(task=task).family == expected[task]
-    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 20e6
+    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 30e6
 
 
 def test_shipped_gpt_beats_the_5gram_on_held_out_verses():

@@ -123,6 +123,19 @@ def test_parts_that_do_not_belong_together(t2i_runs, tmp_path):
         genlab.load(swapped)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_an_exported_pipeline_loads_and_its_parts_still_belong(cli, t2i_runs, tmp_path, dtype):
+    # export rounds every weight, the frozen parts' included; their fingerprints must follow
+    r = cli("export", str(t2i_runs["t2i"]), "--out", str(tmp_path / "small"), "--dtype", dtype)
+    assert r.code == 0, r.err
+    model = genlab.load(tmp_path / "small")
+    original = genlab.load(t2i_runs["t2i"])
+    ae = dict(model.autoencoder.state_dict())
+    for k, v in original.autoencoder.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(ae[k], v.to(getattr(torch, dtype)).float())
+
+
 def test_training_refuses_an_autoencoder_of_another_size(cli, t2i_runs, tmp_path):
     r = cli(
         "train",

@@ -59,12 +59,16 @@ class TextToImageConfig:
             raise GenlabError("text2image: caption_drop must be in [0, 1)")
 
 
-def fingerprint(model: torch.nn.Module) -> str:
-    """A short hash of a model's weights: two checkpoints with the same fingerprint hold the same weights."""
+def fingerprint(model: torch.nn.Module, dtype: torch.dtype | None = None) -> str:
+    """A short hash of a model's weights (as cast to ``dtype`` when given, the precision they are saved in): two
+    checkpoints with the same fingerprint hold the same weights."""
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
+        t = t.detach().cpu()
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        h.update(t.contiguous().float().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -347,6 +351,11 @@ class TextToImage(GenerativeModel):
                     f"the {name} does not belong with this diffusion model: its weights' fingerprint is {got}, "
                     f"the model was trained with {expected}"
                 )
+
+    def prepare_export(self, dtype: torch.dtype) -> None:
+        """``genlab export`` casts the weights: the parts' fingerprints are those of the weights as saved."""
+        self.config.autoencoder_fingerprint = fingerprint(self.autoencoder, dtype)
+        self.config.text_encoder_fingerprint = fingerprint(self.clip, dtype)
 
     def save_extras(self, directory: Path) -> None:
         save_tokenizer(self.clip.tokenizer, directory)

@@ -205,16 +205,16 @@ stability_score (and point_coords for --all). --json prints the same figures and
     p.add_argument(
         "--pred-iou-thresh",
         type=float,
-        default=0.88,
+        default=0.5,
         dest="pred_iou_thresh",
-        help="--all: keep masks with predicted IoU ≥ this",
+        help="--all: keep masks with predicted IoU ≥ this (SAM: 0.88 at 1024 px)",
     )
     p.add_argument(
         "--stability-thresh",
         type=float,
-        default=0.95,
+        default=0.8,
         dest="stability_thresh",
-        help="--all: keep masks with stability score ≥ this",
+        help="--all: keep masks with stability score ≥ this (SAM: 0.95 at 1024 px)",
     )
     p.add_argument(
         "--min-area",

@@ -196,5 +196,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         raise GenlabError("--out must differ from the source checkpoint")
     cfg = read_config(src)
     model = load_model(src)
+    if hasattr(model, "prepare_export"):  # a model whose config describes its weights (text2image's fingerprints)
+        model.prepare_export(dtypes[dtype])
     run = dict(cfg.get("run", {})) | {"exported_from": str(src), "export_dtype": dtype}
     return save_model(model, dst, step=cfg.get("step"), run=run, dtype=dtypes[dtype])
