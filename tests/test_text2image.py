@@ -81,6 +81,18 @@ def test_cfg_at_zero_is_the_conditional_prediction_and_negative_prompts_count(t2
     torch.testing.assert_close(w3, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_samplers_clip_the_implied_clean_latent(t2i_runs):
+    model = genlab.load(t2i_runs["t2i"])
+    z, t = 50 * torch.randn(2, model.latent_channels, 4, 4), torch.tensor([999, 999])  # far off the data's scale
+    fn = model.denoiser(["a green square"] * 2, guidance=2.0)
+    a = model.alphas_cumprod[999]
+    x0 = (z - (1 - a).sqrt() * model.guarded(fn)(z, t)) / a.sqrt()
+    assert x0.abs().max() <= model.config.x0_clip + 1e-3
+    assert ((z - (1 - a).sqrt() * fn(z, t)) / a.sqrt()).abs().max() > model.config.x0_clip  # the guard did act
+    model.config.x0_clip = 0.0
+    assert model.guarded(fn) is fn
+
+
 def test_img2img_at_strength_zero_returns_the_input_and_inpainting_keeps_known_pixels(t2i_runs):
     model = genlab.load(t2i_runs["t2i"])
     x = (load_shapes(16, count=2).images + 1) / 2

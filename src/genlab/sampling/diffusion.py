@@ -223,13 +223,14 @@ def classifier_guided(
     return guided
 
 
-def clipped(denoise: Denoiser, alphas_cumprod: torch.Tensor) -> Denoiser:
-    """Clip the implied x̂_0 to [-1, 1] and return the ε consistent with it (DDPM's ``clip_denoised``)."""
+def clipped(denoise: Denoiser, alphas_cumprod: torch.Tensor, limit: float = 1.0) -> Denoiser:
+    """Clip the implied x̂_0 to [-limit, limit] and return the ε consistent with it (DDPM's ``clip_denoised``;
+    Imagen's static thresholding)."""
 
     def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         eps = denoise(x, t)
         a = alphas_cumprod[t].to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
-        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-limit, limit)
         return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
     return fn
