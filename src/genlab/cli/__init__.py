@@ -33,6 +33,8 @@ examples:
   genlab generate image --class 7 --n 16 --guidance 3 --seed 0 --out sevens.png
   genlab train image --data digits --model diffusion --preset tiny --out runs/digits
   genlab eval image runs/digits --data digits --fid --json
+  genlab generate image --prompt "a large blue triangle at the bottom right" --guidance 5 --out t.png
+  genlab classify image t.png --labels "a circle,a triangle,a star"          # CLIP zero-shot
   genlab edit inpaint --image photo.jpg --mask hole.png --out filled.png   # also texture, retarget, denoise, ...
   genlab segment photo.png --point 120,80 --out mask.png     # Segment-Anything-style: clicks, --box, --all
 
