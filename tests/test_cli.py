@@ -143,3 +143,21 @@ def test_argparse_errors_exit_2(cli):
 
 def test_parser_builds():
     assert build_parser().prog == "genlab"
+
+
+def test_resume_accepts_a_repeated_model_option_and_refuses_a_change(trained, tmp_path):
+    import json
+    import shutil
+
+    import pytest
+
+    from genlab.errors import GenlabError
+    from genlab.train.runs import plan_run
+
+    run = tmp_path / "run"
+    shutil.copytree(trained["gpt"], run)
+    n_layer = json.loads((run / "config.json").read_text())["config"]["n_layer"]
+    plan = plan_run(run, modality="text", family="gpt", preset="tiny", overrides={"n_layer": str(n_layer)}, resume=True)
+    assert plan.resume and plan.model_config.n_layer == n_layer
+    with pytest.raises(GenlabError, match="cannot change the model's shape \\(n_layer\\)"):
+        plan_run(run, modality="text", family="gpt", preset="tiny", overrides={"n_layer": n_layer + 1}, resume=True)

@@ -47,7 +47,7 @@ class TextToImageConfig:
     timesteps: int = 1000
     schedule: str = "linear"
     latent_scale: float = 1.0  # s: 1 / std of the autoencoder's latents, measured when training starts
-    # sampling clips the implied x̂_0 to ±x0_clip (scaled latents have unit variance; 0 = off): see denoiser()
+    # sampling clips the implied x̂_0 to ±x0_clip (scaled latents have unit variance; 0 = off): see guarded()
     x0_clip: float = 3.0
     autoencoder: dict = field(default_factory=dict)  # the frozen autoencoder's config
     text_encoder: dict = field(default_factory=dict)  # the frozen CLIP's config
