@@ -307,14 +307,7 @@ def train_image(
     )
     result = trainer.fit(resume=resume)
     distributed.teardown(info)
-    return {
-        "out": str(out),
-        "family": cls.family,
-        "stopped": result.stopped,
-        "step": result.step,
-        "loss": result.loss,
-        "held_out": result.evals,
-    }
+    return result.summary(out, cls.family)
 
 
 def _image_size(cls: type, mcfg: Any, parts: dict[str, str | None]) -> int:

@@ -90,11 +90,4 @@ def train_segment(
     )
     result = trainer.fit(resume=resume)
     distributed.teardown(info)
-    return {
-        "out": str(out),
-        "family": cls.family,
-        "stopped": result.stopped,
-        "step": result.step,
-        "loss": result.loss,
-        "held_out": result.evals,
-    }
+    return result.summary(out, cls.family)

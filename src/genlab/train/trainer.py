@@ -111,6 +111,17 @@ class TrainResult:
     stopped: str  # "done" | "time" | "interrupted"
     evals: dict[str, float]
 
+    def summary(self, out: Path, family: str) -> dict[str, Any]:
+        """What ``genlab train --json`` prints for a finished run."""
+        return {
+            "out": str(out),
+            "family": family,
+            "stopped": self.stopped,
+            "step": self.step,
+            "loss": self.loss,
+            "held_out": self.evals,
+        }
+
 
 def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
