@@ -106,7 +106,8 @@ def _dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bool 
 def _progress(args: argparse.Namespace, total: int | None, unit: str, desc: str):  # noqa: ANN202
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, unit=unit, desc=desc, disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+    # delay: work that ends (or fails on its input) within half a second prints no bar, so an error stays one line
+    bar = tqdm(total=total, unit=unit, desc=desc, disable=args.quiet, file=sys.stderr, dynamic_ncols=True, delay=0.5)
     try:
         yield bar
     finally:
@@ -348,7 +349,8 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     h0, w0 = image.shape[:2]
     if args.width is None and args.height is None:
         raise GenlabError("give --width, --height or both (the new size in pixels)")
-    h, w = args.height or h0, args.width or w0
+    h = h0 if args.height is None else args.height
+    w = w0 if args.width is None else args.width
     _check_output_size(args, h, w)
     cfg = _synthesis_config(args, image.shape)
     start = time.perf_counter()
@@ -372,8 +374,8 @@ def _add_retarget(tasks: argparse._SubParsersAction) -> None:
 """,
     )
     p.add_argument("--image", required=True, help="the photo (a file or a bundled photo's name)")
-    p.add_argument("--width", type=int, help="new width in pixels (default: unchanged)")
-    p.add_argument("--height", type=int, help="new height in pixels (default: unchanged)")
+    p.add_argument("--width", type=int, help="new width in pixels (unchanged if not given)")
+    p.add_argument("--height", type=int, help="new height in pixels (unchanged if not given)")
     _patch_options(p, 7)
     _common(p)
     p.set_defaults(func=cmd_retarget)
