@@ -39,6 +39,15 @@ def test_alpha_bar_is_monotone_and_ends_near_zero(kind):
     assert (ac[1:] < ac[:-1]).all() and 0.99 < ac[0] < 1 and ac[-1] < 1e-3
 
 
+def test_scaled_linear_is_stable_diffusions_schedule():
+    betas = S.beta_schedule("scaled_linear", T)
+    assert betas[0].item() == pytest.approx(0.00085) and betas[-1].item() == pytest.approx(0.012)
+    ac = torch.cumprod(1 - betas, 0)
+    assert (ac[1:] < ac[:-1]).all() and ac[-1].item() == pytest.approx(0.0047, abs=2e-4)
+    # less noisy than linear in the middle: more of training sees latents with signal left
+    assert ac[T // 2] > 2 * torch.cumprod(1 - S.beta_schedule("linear", T), 0)[T // 2]
+
+
 def test_timestep_spacings():
     for spacing in ("uniform", "quadratic", "logsnr"):
         for n in (1, 2, 10, 50, T):

@@ -3,7 +3,8 @@
 Prompt fidelity: for held-out ``shapes`` captions (scenes the training stream never drew), generate one image per
 caption and let an attribute classifier trained on real ``shapes`` images (:mod:`genlab.models.attributes`) read
 back the kind, colour, size and position; report the share of images right on each attribute and on all four, for
-several guidance scales. FID against the real images of the same captions with the attribute classifier's features
+several guidance scales. The same judge reads the autoencoder's reconstructions of the real images: a ceiling, since
+the diffusion model can only draw what the decoder can. FID against the real images of the same captions with the attribute classifier's features
 (and Inception-v3 where ``genlab[fid]`` is installed).
 """
 
@@ -42,6 +43,8 @@ def prompt_fidelity(
     incep = InceptionFeatures(model.device) if inception and inception_weights() is not None else None
     real_incep = incep(real01) if incep else None
     out: dict[str, Any] = {"samples": samples, "prompts": "held-out shapes captions (one object each)"}
+    pred = judge.predict(model.autoencoder.reconstruct(real01))
+    out["reconstructed"] = {f"{k}_accuracy": (v == real.attributes[k]).float().mean().item() for k, v in pred.items()}
     for w in guidance:
         g = torch.Generator(device=model.device).manual_seed(seed)
         start = time.perf_counter()

@@ -44,7 +44,7 @@ class DiffusionConfig:
     dropout: float = 0.1
     cond_drop: float = 0.1  # probability of training without the class (enables classifier-free guidance)
     timesteps: int = 1000
-    schedule: str = "linear"  # linear | cosine
+    schedule: str = "linear"  # linear | scaled_linear | cosine
     prediction: str = "eps"  # eps | v
 
     def validate(self) -> None:
@@ -59,8 +59,8 @@ class DiffusionConfig:
                 f"--size {self.image_size}: this UNet halves the image {len(mult) - 1} times, so the size must be a "
                 f"multiple of {factor} (try {lo} or {hi})"
             )
-        if self.schedule not in ("linear", "cosine"):
-            raise GenlabError(f"diffusion: schedule={self.schedule!r}; choose linear or cosine")
+        if self.schedule not in ("linear", "scaled_linear", "cosine"):
+            raise GenlabError(f"diffusion: schedule={self.schedule!r}; choose linear, scaled_linear or cosine")
         if self.prediction not in ("eps", "v"):
             raise GenlabError(f"diffusion: prediction={self.prediction!r}; choose eps or v")
         if not 0.0 <= self.cond_drop < 1.0 or not 0.0 <= self.dropout < 1.0:

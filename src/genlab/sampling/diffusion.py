@@ -29,15 +29,19 @@ SPACINGS = ("uniform", "quadratic", "logsnr")
 
 
 def beta_schedule(kind: str, T: int) -> torch.Tensor:
-    """β_1 … β_T (float64): ``linear`` 1e-4 → 0.02 (DDPM), or ``cosine`` (Nichol & Dhariwal 2021, eq. 17)."""
+    """β_1 … β_T (float64): ``linear`` 1e-4 → 0.02 (DDPM), ``cosine`` (Nichol & Dhariwal 2021, eq. 17), or
+    ``scaled_linear``: √β linear from √0.00085 to √0.012 (Stable Diffusion's latent schedule; ᾱ_T ≈ 0.0047 instead
+    of linear's 4e-5, so fewer training steps are spent on latents that are almost pure noise)."""
+    scale = 1000 / T
     if kind == "linear":
-        scale = 1000 / T
         return torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64)
+    if kind == "scaled_linear":
+        return torch.linspace((scale * 0.00085) ** 0.5, (scale * 0.012) ** 0.5, T, dtype=torch.float64) ** 2
     if kind == "cosine":
         s = 0.008
         f = torch.cos((torch.arange(T + 1, dtype=torch.float64) / T + s) / (1 + s) * math.pi / 2) ** 2
         return (1 - f[1:] / f[:-1]).clamp(max=0.999)
-    raise GenlabError(f"unknown noise schedule {kind!r}; choose linear or cosine")
+    raise GenlabError(f"unknown noise schedule {kind!r}; choose linear, scaled_linear or cosine")
 
 
 def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
