@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from genlab.errors import GenlabError
 from genlab.models.sam import SamConfig, SamModel, dice_loss, focal_loss
@@ -71,6 +72,19 @@ def test_focal_and_dice_losses():
     assert focal_loss(wrong, target).item() > 1.0 and dice_loss(wrong, target).item() > 0.9
 
 
+def test_full_resolution_loss_scores_the_upsampled_answer():
+    model = tiny_sam()
+    target = torch.zeros(1, 1, 32, 32)
+    target[..., 10:13, 4:28] = 1  # a bar 3 pixels thick: no 16×16 map draws it exactly after upsampling
+    pooled = F.adaptive_avg_pool2d(target, 16)
+    logits = torch.logit(pooled.clamp(1e-3, 1 - 1e-3)) * 4
+    full = model.mask_losses(logits, target)
+    assert torch.allclose(full, model.mask_losses(model.upsample(logits), target))
+    assert model.mask_losses(logits, pooled).shape == full.shape  # "low": targets pooled to the logits' side
+    # the pooled answer is perfect at 16×16 and wrong at the edges once upsampled: only "full" sees that
+    assert model.loss_iou(logits, pooled).item() == 1 and model.loss_iou(logits, target).item() < 1
+
+
 def test_interactive_loss_trains_every_part():
     model = tiny_sam(rounds=4, every_round_loss=True).train()
     batch = MaskBatches(MaskSource("shapes", size=32), batch_size=2, masks_per_image=2)(0)
@@ -102,6 +116,7 @@ def test_sampled_round_loss_is_cheaper_but_still_reaches_the_mask_prompt():
         ({"stage_channels": "16"}, "at least two"),
         ({"box_prob": 1.5}, "box_prob"),
         ({"rounds": 0}, "rounds"),
+        ({"loss_resolution": "half"}, "choose full or low"),
     ],
 )
 def test_bad_config(bad, needle):

@@ -310,3 +310,19 @@ def test_clip_zero_shot_cli(cli, t2i_runs, tmp_path):
         cli("classify", "image", tmp_path / "s.png", "--labels", "only one", "--model", t2i_runs["clip"]),
         "at least two labels",
     )
+
+
+def test_eval_text2image_judges_prompts_and_the_autoencoder_ceiling(cli):
+    from genlab.assets import default_model
+
+    shipped = default_model("text2image")
+    args = ("--samples", "24", "--guidance-scales", "0,3", "--sampler", "dpmpp", "--steps", "10", "--json")
+    r = cli("eval", "text2image", shipped, "--data", "shapes", *args)
+    assert r.code == 0, r
+    out = json.loads(r.out)
+    attributes = ("kind", "color", "size", "position")
+    for row in (out["reconstructed"], out["guidance_0"], out["guidance_3"]):
+        assert all(0 <= row[f"{a}_accuracy"] <= 1 for a in attributes)
+    # the decoder keeps colours, and the shipped model draws the colour it is asked for
+    assert out["reconstructed"]["color_accuracy"] >= 0.95 and out["guidance_3"]["color_accuracy"] >= 0.9
+    one_line_error(cli("eval", "text2image", shipped, "--data", "digits"), "shapes captions")

@@ -4,8 +4,8 @@ Prompt fidelity: for held-out ``shapes`` captions (scenes the training stream ne
 caption and let an attribute classifier trained on real ``shapes`` images (:mod:`genlab.models.attributes`) read
 back the kind, colour, size and position; report the share of images right on each attribute and on all four, for
 several guidance scales. The same judge reads the autoencoder's reconstructions of the real images: a ceiling, since
-the diffusion model can only draw what the decoder can. FID against the real images of the same captions with the attribute classifier's features
-(and Inception-v3 where ``genlab[fid]`` is installed).
+the diffusion model can only draw what the decoder can. FID against the real images of the same captions with the
+attribute classifier's features (and Inception-v3 where ``genlab[fid]`` is installed).
 """
 
 from __future__ import annotations

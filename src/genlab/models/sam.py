@@ -12,8 +12,8 @@ and feeds that answer's logits back as a mask prompt; a round without a new poin
 rounds, one more is inserted at random, as SAM's 11 rounds do). With ``every_round_loss`` every round is trained, as
 in SAM; without it (the CPU preset) the first round and one later round drawn at random are, which estimates the
 same objective at a fraction of the cost (the answers fed back are detached either way). Mask loss 20·focal +
-1·dice; for a one-prompt first round only the best of the 3 masks is trained (the ambiguity-aware minimum); MSE
-between predicted and actual IoU.
+1·dice, on the logits upsampled to the image's side (``loss_resolution``); for a one-prompt first round only the
+best of the 3 masks is trained (the ambiguity-aware minimum); MSE between predicted and actual IoU.
 Inference: :class:`genlab.segment.predictor.SegmentPredictor` and the automatic mask generator.
 
 Symbols: S image side, h = S / stride the embedding side, m = 4h the low-resolution mask side, P prompts (masks).
@@ -60,6 +60,9 @@ class SamConfig:
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0
+    # where mask losses are taken: "full" upsamples the m×m logits to S×S (as inference does; SAM 2's training),
+    # "low" pools the targets to m×m (4× fewer pixels, but a part a few pixels wide cannot be drawn exactly)
+    loss_resolution: str = "full"
     augment: bool = True
 
     @property
@@ -80,6 +83,8 @@ class SamConfig:
             raise GenlabError("sam: mask_in_chans must be a positive multiple of 4")
         if self.rounds < 1 or self.masks_per_image < 1 or self.max_objects < 1:
             raise GenlabError("sam: rounds, masks_per_image and max_objects must be at least 1")
+        if self.loss_resolution not in ("full", "low"):
+            raise GenlabError(f"sam: loss_resolution={self.loss_resolution!r}; choose full or low")
         for name in ("part_prob", "box_prob", "box_noise"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise GenlabError(f"sam: {name} must be in [0, 1]")
@@ -238,15 +243,24 @@ class SamModel(GenerativeModel):
 
     # --- the objective -----------------------------------------------------------------------------------------
     def mask_losses(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """20·focal + 1·dice of ``P×K×m×m`` logits against ``P×1×m×m`` (soft) targets → ``P×K``."""
+        """20·focal + 1·dice of ``P×K×m×m`` logits against ``P×1×r×r`` (soft) targets → ``P×K``; at r = S the
+        logits are upsampled first (``loss_resolution="full"``)."""
         c = self.config
+        if target.shape[-1] != logits.shape[-1]:
+            logits = self.upsample(logits)
         return c.focal_weight * focal_loss(logits, target) + c.dice_weight * dice_loss(logits, target)
+
+    def loss_iou(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The IoU the IoU head learns: of the answer and the target, at the loss's resolution."""
+        if target.shape[-1] != logits.shape[-1]:
+            logits = self.upsample(logits)
+        return mask_iou(logits > 0, target > 0.5)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One simulated interactive session for each of the B×K target masks of the batch (see the module doc).
 
-        Losses are taken at the logits' resolution m against area-averaged targets (4× fewer pixels than S×S);
-        clicks are drawn at full resolution from the upsampled answer.
+        Losses are taken on the logits upsampled to S×S (``loss_resolution="full"``), or at the logits' resolution m
+        against area-averaged targets (``"low"``); clicks are drawn at full resolution from the upsampled answer.
         """
         c = self.config
         images, masks = batch["images"], batch["masks"]
@@ -255,8 +269,7 @@ class SamModel(GenerativeModel):
         index = torch.arange(B, device=dev).repeat_interleave(K)
         features = self.encode(images).select(index)  # one row per target, shared by every round
         full_target = masks.reshape(B * K, 1, S, S)
-        target = F.adaptive_avg_pool2d(full_target, self.mask_size)
-        hard = target > 0.5
+        target = full_target if c.loss_resolution == "full" else F.adaptive_avg_pool2d(full_target, self.mask_size)
         gt = full_target[:, 0] > 0.5
         P = len(index)
         rows = torch.arange(P, device=dev)
@@ -272,7 +285,7 @@ class SamModel(GenerativeModel):
         logits, iou = self.decode(features, None, coords=coords, labels=labels, boxes=boxes)
         losses = self.mask_losses(logits, target)
         with torch.no_grad():
-            true_iou = mask_iou(logits > 0, hard)
+            true_iou = self.loss_iou(logits, target)
         box_w = use_box.float()
         mask_term = losses[:, 1:].min(dim=1).values + box_w * losses[:, 0]
         iou_term = ((iou[:, 1:] - true_iou[:, 1:]) ** 2).mean(dim=1) + box_w * (iou[:, 0] - true_iou[:, 0]) ** 2
@@ -304,7 +317,7 @@ class SamModel(GenerativeModel):
                 )
             if trained:
                 with torch.no_grad():
-                    true_iou = mask_iou(logits > 0, hard)
+                    true_iou = self.loss_iou(logits, target)
                 step_loss = self.mask_losses(logits, target)[:, 0] + c.iou_weight * (iou[:, 0] - true_iou[:, 0]) ** 2
                 later = later + step_loss.mean()
             previous = logits.detach()

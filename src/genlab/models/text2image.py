@@ -214,11 +214,12 @@ class TextToImage(GenerativeModel):
     def guarded(self, fn: S.Denoiser) -> S.Denoiser:
         """What the samplers use: ``fn`` with x̂_0 clipped to ±``x0_clip``.
 
-        At high noise x̂_0 = (z − √(1−ᾱ)ε)/√ᾱ magnifies ε errors by 1/√ᾱ: with the linear schedule (ᾱ_T ≈ 4e-5) an
-        ε error of 0.1 moves x̂_0 by about 16 standard deviations, with the scaled-linear one (ᾱ_T ≈ 0.0047) by 1.5. Pixel diffusion hides this by clipping x̂_0 to the image range [-1, 1]; scaled
-        latents have no hard range, but they have unit variance and almost all lie within ±3 (99% within ±2.9 for
-        the shipped autoencoder), so clipping there (static thresholding) keeps early steps on the data's scale.
-        Without it a linear-schedule model's samples drift into saturated noise (docs/text2image.md)."""
+        At high noise x̂_0 = (z − √(1−ᾱ)ε)/√ᾱ magnifies ε errors by 1/√ᾱ: with the linear schedule (ᾱ_T ≈ 4e-5)
+        an ε error of 0.1 moves x̂_0 by about 16 standard deviations, with the scaled-linear one (ᾱ_T ≈ 0.0047)
+        by 1.5. Pixel diffusion hides this by clipping x̂_0 to the image range [-1, 1]; scaled latents have no
+        hard range, but they have unit variance and almost all lie within ±3 (99% within ±2.9 for the shipped
+        autoencoder), so clipping there (static thresholding) keeps early steps on the data's scale. Without it
+        a linear-schedule model's samples drift into saturated noise (docs/text2image.md)."""
         if self.config.x0_clip <= 0:
             return fn
         return S.clipped(fn, self.alphas_cumprod, self.config.x0_clip)
