@@ -103,6 +103,11 @@ def main() -> None:
             best[f"{a}_accuracy"] >= 0.9 for a in ("kind", "color", "size", "position")
         ),
         "colour_and_shape_at_least_97pct": best["color_accuracy"] >= 0.97 and best["kind_accuracy"] >= 0.97,
+        # the judge on the autoencoder's reconstructions of the same scenes: what the decoder lets any sample reach
+        "ceiling": {
+            f"{a}_accuracy": round(result["fidelity"]["reconstructed"][f"{a}_accuracy"], 4)
+            for a in ("kind", "color", "size", "position")
+        },
     }
     held = held_out_shapes(model.image_size, 500)
     probs = clip.zero_shot((held.images + 1) / 2, [f"a {k}" for k in held.class_names])

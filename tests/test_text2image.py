@@ -326,3 +326,26 @@ def test_eval_text2image_judges_prompts_and_the_autoencoder_ceiling(cli):
     # the decoder keeps colours, and the shipped model draws the colour it is asked for
     assert out["reconstructed"]["color_accuracy"] >= 0.95 and out["guidance_3"]["color_accuracy"] >= 0.9
     one_line_error(cli("eval", "text2image", shipped, "--data", "digits"), "shapes captions")
+
+
+def test_eval_autoencoder_reports_the_judges_reading_of_reconstructions(cli, t2i_runs, tmp_path):
+    from genlab.data.image_data import split_images
+    from genlab.eval.text2image import attribute_ceiling
+    from genlab.train.image import train_image
+
+    few = {"base_channels": 8, "batch_size": 8, "steps": 4, "eval_every": 4, "ckpt_every": 1000}
+    train_image(modality="autoencoder", data="shapes", size=32, out=tmp_path / "ae32", quiet=True,
+                overrides=few | {"perceptual_weight": 0.0})  # fmt: skip
+    r = cli("eval", "autoencoder", tmp_path / "ae32", "--data", "shapes", "--samples", "40", "--json")
+    assert r.code == 0, r
+    out = json.loads(r.out)
+    assert out["images"] == 40 and out["psnr"] > 0
+    # the CLI's figures are the judge's reading of these 40 held-out reconstructions
+    ae, judge = genlab.load(tmp_path / "ae32"), genlab.load(task="attributes")
+    held = split_images(load_shapes(32), ae.run["val_fraction"])[1]
+    held = held.subset(torch.arange(40))
+    assert out["reconstructed"] == pytest.approx(attribute_ceiling(ae, judge, held))
+    # the shipped judge reads 32×32 images: a 16×16 autoencoder gets the pixel figures alone
+    r = cli("eval", "autoencoder", t2i_runs["ae"], "--data", "shapes", "--samples", "16", "--json")
+    assert r.code == 0, r
+    assert "reconstructed" not in json.loads(r.out) and json.loads(r.out)["images"] == 16

@@ -75,11 +75,7 @@ def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
     model = genlab.load(args.model_dir, task="image", device=device)
     if model.family != "text2image":
         raise GenlabError(f"{args.model_dir} holds a {model.family} model; eval text2image needs a text2image one")
-    judge = (
-        genlab.load(args.judge, task="classifier", device=device)
-        if args.judge
-        else genlab.load(task="attributes", device=device)
-    )
+    judge = _judge(args, device)
     scales = tuple(float(w) for w in (args.guidance_scales or "0,1,3,5").split(","))
     return prompt_fidelity(
         model,
@@ -96,6 +92,17 @@ def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _judge(args: argparse.Namespace, device: str) -> Any:
+    """The attribute classifier that reads shapes images back: ``--judge DIR`` or the shipped one."""
+    import genlab
+
+    return (
+        genlab.load(args.judge, task="classifier", device=device)
+        if args.judge
+        else genlab.load(task="attributes", device=device)
+    )
+
+
 def _eval_ae(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -108,7 +115,10 @@ def _eval_ae(args: argparse.Namespace) -> dict[str, Any]:
     ae = genlab.load(args.model_dir, task="autoencoder", device=best_device(args.device))
     reference = reference_images(ae, args.data, args.split or "val", args.val_fraction)
     reference = reference.subset(torch.arange(min(len(reference), args.samples)))
-    return reconstruction_quality(ae, reference, inception=inception_weights() is not None)
+    judge = _judge(args, ae.device) if reference.attributes is not None else None  # shapes: the judge's reading
+    if judge is not None and judge.config.image_size != ae.config.image_size:
+        judge = None  # a judge reads images of its own size only
+    return reconstruction_quality(ae, reference, inception=inception_weights() is not None, judge=judge)
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
@@ -127,7 +137,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
   genlab eval image runs/digits --data digits --fid --json  # held-out 20% of digits as the reference
   genlab eval image runs/digits --data digits --fid --sampler dpmpp --steps 20 --guidance 1 --samples 1000
   genlab eval text2image runs/t2i --data shapes --json      # prompt fidelity per attribute vs guidance, FID
-  genlab eval autoencoder runs/ae --data shapes --json      # reconstruction PSNR, SSIM, rFID
+  genlab eval autoencoder runs/ae --data shapes --json      # reconstruction PSNR, SSIM, rFID; the judge's reading
 """,
     )
     p.add_argument("modality", choices=["text", "image", "text2image", "autoencoder"], help="what the model does")
@@ -145,6 +155,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--features", help="classifier, inception or both (default: whichever is available)")
     i.add_argument("--seed", type=int, default=0, help="sampling seed")
     i.add_argument("--guidance-scales", dest="guidance_scales", help="text2image: guidance scales to compare (0,1,3,5)")
-    i.add_argument("--judge", metavar="DIR", help="text2image: attribute classifier (default: the shipped one)")
+    i.add_argument(
+        "--judge",
+        metavar="DIR",
+        help="text2image, autoencoder on shapes: attribute classifier (default: the shipped one)",
+    )
     add_sampler_args(p)
     p.set_defaults(func=cmd_eval)

@@ -43,8 +43,7 @@ def prompt_fidelity(
     incep = InceptionFeatures(model.device) if inception and inception_weights() is not None else None
     real_incep = incep(real01) if incep else None
     out: dict[str, Any] = {"samples": samples, "prompts": "held-out shapes captions (one object each)"}
-    pred = judge.predict(model.autoencoder.reconstruct(real01))
-    out["reconstructed"] = {f"{k}_accuracy": (v == real.attributes[k]).float().mean().item() for k, v in pred.items()}
+    out["reconstructed"] = attribute_ceiling(model.autoencoder, judge, real)
     for w in guidance:
         g = torch.Generator(device=model.device).manual_seed(seed)
         start = time.perf_counter()
@@ -64,13 +63,24 @@ def prompt_fidelity(
     return out
 
 
-def reconstruction_quality(ae: Any, data: ImageSet, *, inception: bool = False) -> dict[str, float]:
-    """PSNR, SSIM and rFID (FID between reconstructions and originals) of an autoencoder on ``data``."""
+def attribute_ceiling(ae: Any, judge: Any, data: ImageSet, rec01: torch.Tensor | None = None) -> dict[str, float]:
+    """The judge's reading of the autoencoder's reconstructions of ``data`` (which carries ``attributes``): the
+    share right on each attribute, the most a diffusion model decoded by ``ae`` can reach."""
+    rec01 = ae.reconstruct((data.images + 1) / 2) if rec01 is None else rec01
+    pred = judge.predict(rec01)
+    return {f"{k}_accuracy": (v == data.attributes[k]).float().mean().item() for k, v in pred.items()}
+
+
+def reconstruction_quality(ae: Any, data: ImageSet, *, inception: bool = False, judge: Any = None) -> dict[str, Any]:
+    """PSNR, SSIM and rFID (FID between reconstructions and originals) of an autoencoder on ``data``; with a
+    ``judge`` and ``data`` that carries attributes (``shapes``), also :func:`attribute_ceiling` as ``reconstructed``."""
     x = (data.images + 1) / 2
     rec = ae.reconstruct(x)
-    out = {"images": len(data), "psnr": psnr(rec.numpy(), x.numpy()), "ssim": batch_ssim(rec.numpy(), x.numpy()),
-           "l1": (rec - x).abs().mean().item()}  # fmt: skip
+    out: dict[str, Any] = {"images": len(data), "psnr": psnr(rec.numpy(), x.numpy()),
+                           "ssim": batch_ssim(rec.numpy(), x.numpy()), "l1": (rec - x).abs().mean().item()}  # fmt: skip
     if inception and inception_weights() is not None:
         net = InceptionFeatures(ae.device)
         out["rfid_inception"] = fid(net(x), net(rec))
+    if judge is not None and data.attributes is not None:
+        out["reconstructed"] = attribute_ceiling(ae, judge, data, rec)
     return out

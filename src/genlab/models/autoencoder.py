@@ -33,7 +33,9 @@ class AutoencoderConfig:
     base_channels: int = 32
     channel_mult: str = "1,2,2"  # f = 2^(len - 1): "1,2,2" is f = 4, "1,2,2,4" is f = 8
     num_res_blocks: int = 1
-    z_channels: int = 4
+    # latent channels: 16, as SD3's autoencoder (Esser et al. 2024), not SD 1's 4; at f = 4 on 32×32 shapes, 4
+    # channels lose the outline of small objects (docs/text2image.md, "The autoencoder is the ceiling")
+    z_channels: int = 16
     kl_weight: float = 1e-6
     perceptual_weight: float = 1.0
     disc_weight: float = 0.1
