@@ -64,6 +64,28 @@ def test_decoder_outputs_three_masks_or_one_with_iou():
     assert torch.allclose(all4[:, :1], logits) and model.upsample(all4).shape == (3, 4, 32, 32)
 
 
+def test_full_resolution_decoder_draws_masks_at_the_image_side():
+    model = tiny_sam(mask_upscale=8)  # stride 8: one more 2× step, with the encoder's stride-1 stem as its skip
+    feats = model.encode(torch.rand(2, 3, 32, 32))
+    assert [f.shape[-1] for f in feats.high_res] == [8, 16, 32]  # coarsest first, as the decoder adds them
+    index = torch.tensor([0, 1])
+    coords, labels = torch.rand(2, 1, 2) * 32, torch.ones(2, 1, dtype=torch.long)
+    logits, _ = model.decode(feats, index, coords=coords, labels=labels, multimask=True)
+    assert model.mask_size == 32 and logits.shape == (2, 3, 32, 32)
+    assert torch.equal(model.upsample(logits), logits)
+    again, _ = model.decode(feats, index, coords=coords, labels=labels, mask_input=logits[:, :1], multimask=False)
+    plain, _ = model.decode(feats, index, coords=coords, labels=labels, multimask=False)
+    assert again.shape == (2, 1, 32, 32) and not torch.allclose(again, plain)  # the mask prompt is read
+    image = torch.rand(1, 3, 32, 32)
+    edited = image.clone()
+    edited[..., 5, 7] += 0.5  # one pixel: the stem carries it to the masks at full resolution
+    a, _ = model.decode(model.encode(image), torch.tensor([0]), coords=coords[:1], labels=labels[:1])
+    b, _ = model.decode(model.encode(edited), torch.tensor([0]), coords=coords[:1], labels=labels[:1])
+    assert (a - b).abs()[..., 5, 7].max() > (a - b).abs()[..., 25, 25].max()
+    sam_like = tiny_sam()  # SAM's 4×: no stem, logits at half the side here
+    assert sam_like.mask_size == 16 and not any(n.startswith("image_encoder.stem") for n in sam_like.state_dict())
+
+
 def test_focal_and_dice_losses():
     target = torch.zeros(1, 1, 8, 8)
     target[..., 2:6, 2:6] = 1
@@ -85,13 +107,15 @@ def test_full_resolution_loss_scores_the_upsampled_answer():
     assert model.loss_iou(logits, pooled).item() == 1 and model.loss_iou(logits, target).item() < 1
 
 
-def test_interactive_loss_trains_every_part():
-    model = tiny_sam(rounds=4, every_round_loss=True).train()
+@pytest.mark.parametrize("upscale", [4, 8])
+def test_interactive_loss_trains_every_part(upscale):
+    model = tiny_sam(rounds=4, every_round_loss=True, mask_upscale=upscale).train()
     batch = MaskBatches(MaskSource("shapes", size=32), batch_size=2, masks_per_image=2)(0)
     loss = model.loss(batch)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
-    for name in ("image_encoder", "prompt_encoder.point_embeddings", "prompt_encoder.mask_downscaling", "mask_decoder"):
+    parts = ["image_encoder", "prompt_encoder.point_embeddings", "prompt_encoder.mask_downscaling", "mask_decoder"]
+    for name in parts + (["image_encoder.stem", "mask_decoder.upscale_extra"] if upscale == 8 else []):
         grads = [p.grad for n, p in model.named_parameters() if n.startswith(name)]
         assert any(g is not None and g.abs().sum() > 0 for g in grads), name
 
@@ -117,6 +141,9 @@ def test_sampled_round_loss_is_cheaper_but_still_reaches_the_mask_prompt():
         ({"box_prob": 1.5}, "box_prob"),
         ({"rounds": 0}, "rounds"),
         ({"loss_resolution": "half"}, "choose full or low"),
+        ({"mask_upscale": 2}, "power of 2 from 4 to the encoder stride 8"),
+        ({"mask_upscale": 6}, "power of 2"),
+        ({"mask_upscale": 16}, "power of 2 from 4 to the encoder stride 8"),
     ],
 )
 def test_bad_config(bad, needle):

@@ -148,6 +148,40 @@ def test_an_exported_pipeline_loads_and_its_parts_still_belong(cli, t2i_runs, tm
             torch.testing.assert_close(ae[k], v.to(getattr(torch, dtype)).float())
 
 
+def test_a_decoder_fine_tuned_on_frozen_latents_swaps_into_the_pipeline(cli, t2i_runs, tmp_path):
+    few = ["--set", "batch_size=8", "--set", "eval_every=2", "--set", "ckpt_every=1000", "--steps", "2", "--quiet"]
+    args = ["train", "autoencoder", "--data", "shapes", "--init", t2i_runs["ae"], "--set", "train_encoder=false"]
+    r = cli(*args, "--set", "disc_weight=0", "--set", "lr=1e-2", *few, "--out", tmp_path / "dec")
+    assert r.code == 0, r.err
+    before, after = genlab.load(t2i_runs["ae"]), genlab.load(tmp_path / "dec")
+    for part, same in (("encoder", True), ("decoder", False)):
+        pairs = zip(
+            getattr(before, part).state_dict().values(), getattr(after, part).state_dict().values(), strict=True
+        )
+        assert all(torch.equal(a, b) for a, b in pairs) is same, part
+    assert after.run["init"] == str(t2i_runs["ae"]) and after.config.disc_weight == 0
+    # the pipeline keeps its UNet and encoder and decodes with the new decoder
+    r = cli(
+        "export", t2i_runs["t2i"], "--decoder", tmp_path / "dec", "--out", tmp_path / "t2i-dec", "--dtype", "float16"
+    )
+    assert r.code == 0, r.err
+    model = genlab.load(tmp_path / "t2i-dec")
+    z = torch.randn(2, model.config.autoencoder["z_channels"], 4, 4)
+    torch.testing.assert_close(model.autoencoder.decode(z), after.half().float().decode(z), atol=2e-2, rtol=0)
+    assert model.run["decoder_from"] == str(tmp_path / "dec")
+    # another autoencoder's decoder does not fit these latents; nor does a decoder go into a model without one
+    one_line_error(cli("export", t2i_runs["t2i"], "--decoder", t2i_runs["ae2"], "--out", tmp_path / "x"),
+                   "its encoder is not this model's")  # fmt: skip
+    one_line_error(cli("export", t2i_runs["ae"], "--decoder", tmp_path / "dec", "--out", tmp_path / "y"),
+                   "only a text2image model")  # fmt: skip
+    # --init keeps the checkpoint's shapes and family
+    one_line_error(cli(*args, "--set", "base_channels=16", *few, "--out", tmp_path / "z"), "do not fit this model")
+    one_line_error(cli("train", "features", "--data", "shapes", "--init", t2i_runs["ae"], *few, "--out",
+                       tmp_path / "w"), "family 'autoencoder'")  # fmt: skip
+    one_line_error(cli("train", "text", "--data", "kjv", "--init", t2i_runs["ae"], "--out", tmp_path / "v"),
+                   "image families")  # fmt: skip
+
+
 def test_training_refuses_an_autoencoder_of_another_size(cli, t2i_runs, tmp_path):
     r = cli(
         "train",

@@ -10,7 +10,7 @@ from genlab.cli.common import Formatter
 def cmd_export(args: argparse.Namespace) -> int:
     from genlab.train.checkpoint import export_checkpoint
 
-    out = export_checkpoint(args.model_dir, args.out, dtype=args.dtype)
+    out = export_checkpoint(args.model_dir, args.out, dtype=args.dtype, decoder=args.decoder)
     print(f"wrote {out}")
     return 0
 
@@ -22,9 +22,16 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         formatter_class=Formatter,
         description="Writes config.json, model.safetensors (the EMA weights where the run kept them) and the "
         "family's extras to --out, without training state; --dtype float16 halves the size.",
-        epilog="example:\n  genlab export runs/gpt-kjv --out my-model --dtype float16\n",
+        epilog="examples:\n  genlab export runs/gpt-kjv --out my-model --dtype float16\n"
+        "  genlab export runs/t2i --decoder runs/ae-dec --out my-t2i   # a decoder fine-tuned with a frozen encoder\n",
     )
     p.add_argument("model_dir", metavar="DIR", help="checkpoint directory")
     p.add_argument("--out", required=True, help="destination directory")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="weight precision")
+    p.add_argument(
+        "--decoder",
+        metavar="DIR",
+        help="text2image: use this autoencoder's decoder (fine-tuned from the model's own autoencoder with "
+        "genlab train autoencoder --init ... --set train_encoder=false; its encoder must be the model's)",
+    )
     p.set_defaults(func=cmd_export)

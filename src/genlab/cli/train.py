@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from genlab.cli.common import Formatter, json_out
+from genlab.errors import GenlabError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -28,6 +29,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         quiet=args.quiet,
     )
+    if args.init and args.modality in ("text", "segment"):
+        raise GenlabError(f"--init: fine-tuning from a checkpoint is for the image families, not {args.modality}")
     if args.modality == "text":
         from genlab.train.text import train_text
 
@@ -57,6 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             parts=parts,
             strict=args.strict,
             val_fraction=args.val_fraction or 0.2,
+            init=args.init,
             **common,
         )
     if summary.get("stopped") == "interrupted":
@@ -97,6 +101,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
   genlab train image --data digits --model classifier --set noisy=true --out runs/noisy-clf   # for guidance
   genlab train features --data shapes --out runs/feat                   # contrastive features (perceptual loss)
   genlab train autoencoder --data shapes --size 32 --perceptual runs/feat --out runs/ae
+  genlab train autoencoder --data shapes --init runs/ae --set train_encoder=false --set disc_weight=0 --out runs/ae-dec
+                                                             # fine-tune the decoder alone (latents unchanged)
   genlab train clip --data shapes --out runs/clip
   genlab train text2image --data shapes --autoencoder runs/ae --text-encoder runs/clip --out runs/t2i
   genlab train segment --data shapes --preset tiny --out runs/seg        # promptable segmentation, ~1 hour on a CPU
@@ -109,7 +115,7 @@ noisy images); segment sam (Segment-Anything-style: image encoder, prompt encode
 --set takes any model field (gpt: block_size n_layer n_head n_embd dropout bias; lstm: block_size n_layer n_embd
 n_hidden dropout; ngram: order smoothing discount; diffusion: image_size base_channels channel_mult num_res_blocks
 attn_resolutions dropout cond_drop timesteps schedule prediction num_classes; classifier: base_channels channel_mult
-num_res_blocks dropout noisy; sam: image_size stage_channels encoder_dim encoder_depth prompt_dim decoder_depth
+num_res_blocks dropout noisy; sam: image_size stage_channels encoder_dim encoder_depth prompt_dim decoder_depth mask_upscale
 rounds masks_per_image box_prob max_objects part_prob) or trainer field (steps batch_size accumulate lr min_lr warmup weight_decay beta1 beta2
 grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_budget precision compile seed).
 """,
@@ -150,6 +156,13 @@ grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_bud
         "--val-fraction", type=float, dest="val_fraction", help="held out: text its last 10%%, images a random 20%%"
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument(
+        "--init",
+        metavar="DIR",
+        help="image families: start a new run from this checkpoint's weights and model config (fine-tuning); "
+        "--set may change fields that keep the weights' shapes, e.g. autoencoder: --set train_encoder=false "
+        "fine-tunes the decoder alone, so a text2image model trained on its latents keeps working",
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")

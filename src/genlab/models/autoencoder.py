@@ -41,6 +41,9 @@ class AutoencoderConfig:
     disc_weight: float = 0.1
     disc_start: int = 1000  # steps before the critic starts
     disc_channels: int = 32
+    # False fine-tunes the decoder alone (with --init): the latents stay the same, so a diffusion model trained on
+    # them keeps working with the new decoder (Stable Diffusion's ft-EMA / ft-MSE decoders were made so)
+    train_encoder: bool = True
 
     def validate(self) -> None:
         mult = parse_ints(self.channel_mult, "channel_mult")
@@ -168,6 +171,8 @@ class Autoencoder(GenerativeModel):
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
         self.critic = PatchCritic(config.channels, config.disc_channels)
+        if not config.train_encoder:
+            self.encoder.requires_grad_(False)
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
         self._perceptual: list[GenerativeModel] = []  # attached for training; not part of the checkpoint
 
@@ -195,7 +200,8 @@ class Autoencoder(GenerativeModel):
     def loss(self, batch: tuple[torch.Tensor, object]) -> torch.Tensor:
         x = batch[0]
         c = self.config
-        mean, logvar = self.posterior(x)
+        with torch.set_grad_enabled(c.train_encoder and torch.is_grad_enabled()):
+            mean, logvar = self.posterior(x)
         z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
         rec = self.decoder(z)
         loss = (x - rec).abs().mean()
@@ -203,8 +209,9 @@ class Autoencoder(GenerativeModel):
             if not self._perceptual:
                 raise GenlabError("autoencoder: no perceptual network attached (train one: genlab train features)")
             loss = loss + c.perceptual_weight * self._perceptual[0].perceptual_distance(x, rec).mean()
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean()
-        loss = loss + c.kl_weight * kl
+        if c.train_encoder:  # with a frozen encoder the KL term is a constant
+            kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean()
+            loss = loss + c.kl_weight * kl
         if self.training:
             self.steps_seen += 1
         if c.disc_weight > 0 and int(self.steps_seen) > c.disc_start:

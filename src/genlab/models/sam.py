@@ -5,7 +5,7 @@ gives p(mask | image, prompt) pixel by pixel (sigmoid of the logits) and, for an
 masks (whole, part, subpart) with a predicted IoU each.
 Representation: :class:`~genlab.segment.image_encoder.ImageEncoder` (run once per image),
 :class:`~genlab.segment.prompt_encoder.PromptEncoder`, :class:`~genlab.segment.mask_decoder.MaskDecoder` (a
-two-way transformer, 4× upsampling, hypernetwork heads, an IoU head).
+two-way transformer, upsampling to the image's side, hypernetwork heads, an IoU head).
 Objective (SAM §3 "Losses and training", appendix A): a simulated interactive session per target mask — the first
 prompt a point or a (noisy) box; each later round adds a point sampled from the error region of the previous answer
 and feeds that answer's logits back as a mask prompt; a round without a new point ends the session (and, past 8
@@ -16,7 +16,8 @@ same objective at a fraction of the cost (the answers fed back are detached eith
 best of the 3 masks is trained (the ambiguity-aware minimum); MSE between predicted and actual IoU.
 Inference: :class:`genlab.segment.predictor.SegmentPredictor` and the automatic mask generator.
 
-Symbols: S image side, h = S / stride the embedding side, m = 4h the low-resolution mask side, P prompts (masks).
+Symbols: S image side, h = S / stride the embedding side, m = ``mask_upscale``·h the side of the mask logits (SAM's
+4h by default; S with ``mask_upscale`` = stride), P prompts (masks).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class SamConfig:
     decoder_heads: int = 4
     decoder_mlp: int = 512
     mask_in_chans: int = 16
+    # the mask logits' side over the embedding's: 4 is SAM's (a quarter of the input side, upsampled bilinearly);
+    # the stride (8 for two stages) draws masks at the image's own resolution, with a full-resolution skip map
+    # (docs/segment.md, "Masks at full resolution": better on the benchmark, not yet shipped)
+    mask_upscale: int = 4
     # data and the simulated interactive training
     max_objects: int = 4  # generated data: objects per image
     part_prob: float = 0.5  # generated data: chance that an object holds a part
@@ -79,6 +84,10 @@ class SamConfig:
             raise GenlabError(f"sam: prompt_dim={self.prompt_dim} must be a multiple of 16 and of 2 × decoder_heads")
         if self.encoder_dim % self.encoder_heads:
             raise GenlabError(f"sam: encoder_dim={self.encoder_dim} must be a multiple of encoder_heads")
+        if self.mask_upscale < 4 or self.mask_upscale & (self.mask_upscale - 1) or self.mask_upscale > self.stride:
+            raise GenlabError(
+                f"sam: mask_upscale={self.mask_upscale} must be a power of 2 from 4 to the encoder stride {self.stride}"
+            )
         if self.mask_in_chans % 4 or self.mask_in_chans < 4:
             raise GenlabError("sam: mask_in_chans must be a positive multiple of 4")
         if self.rounds < 1 or self.masks_per_image < 1 or self.max_objects < 1:
@@ -184,18 +193,23 @@ class SamModel(GenerativeModel):
             depth=c.encoder_depth,
             heads=c.encoder_heads,
             out_dim=c.prompt_dim,
+            stem_channels=c.prompt_dim // 8 if c.mask_upscale == c.stride else 0,  # a stride-1 skip map
         )
         self.prompt_encoder = PromptEncoder(
             embed_dim=c.prompt_dim,
             embedding_size=c.image_size // c.stride,
             input_size=c.image_size,
             mask_in_chans=c.mask_in_chans,
+            mask_upscale=c.mask_upscale,
         )
         transformer = TwoWayTransformer(
             depth=c.decoder_depth, embedding_dim=c.prompt_dim, num_heads=c.decoder_heads, mlp_dim=c.decoder_mlp
         )
         self.mask_decoder = MaskDecoder(
-            transformer_dim=c.prompt_dim, transformer=transformer, skip_channels=(stages[-2], stages[-1])
+            transformer_dim=c.prompt_dim,
+            transformer=transformer,
+            skip_channels=tuple(self.image_encoder.high_res_channels),
+            upscale=c.mask_upscale,
         )
 
     @property
@@ -237,8 +251,10 @@ class SamModel(GenerativeModel):
         return logits[:, keep], iou[:, keep]
 
     def upsample(self, logits: torch.Tensor) -> torch.Tensor:
-        """Low-resolution logits ``P×K×m×m`` → ``P×K×S×S`` (bilinear, as SAM's postprocessing)."""
+        """Logits ``P×K×m×m`` → ``P×K×S×S`` (bilinear, as SAM's postprocessing; unchanged when m = S)."""
         s = self.config.image_size
+        if logits.shape[-1] == s:
+            return logits  # drawn at full resolution already (mask_upscale = stride)
         return F.interpolate(logits, size=(s, s), mode="bilinear", align_corners=False)
 
     # --- the objective -----------------------------------------------------------------------------------------

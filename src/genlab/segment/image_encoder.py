@@ -4,8 +4,9 @@ SAM's encoder is an MAE-pretrained ViT-H that turns a 1024×1024 image into a 64
 genlab's scale (64×64 pixels, a CPU), the encoder is hierarchical, as in SAM 2 (Ravi et al. 2024, §4): convolution
 stages halve the resolution and keep their outputs as high-resolution features; a 2×2 patch embedding then feeds a
 ViT at stride ``2 ** (stages + 1)`` (8 with two stages); SAM's neck (1×1 and 3×3 convolutions with LayerNorm) maps
-the ViT's tokens to the embedding the mask decoder attends to. The mask decoder adds the two finest stage outputs
-back while it upsamples (SAM 2's skip connections), which keeps mask edges crisp at a coarse embedding.
+the ViT's tokens to the embedding the mask decoder attends to. The mask decoder adds the stage outputs back while
+it upsamples (SAM 2's skip connections), which keeps mask edges crisp at a coarse embedding; a decoder that draws
+masks at the image's own resolution also gets a full-resolution ``stem`` (one 3×3 convolution of the pixels).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class ViTBlock(nn.Module):
 class ImageFeatures:
     """What the encoder computes once per image and the decoder reuses for every prompt.
 
-    embedding: ``B×C×h×w`` (h = H / stride); high_res: the stage outputs, finest first (``B×c_i×H/2^(i+1)×…``).
+    embedding: ``B×C×h×w`` (h = H / stride); high_res: the stage outputs, finest first (``B×c_i×H/2^(i+1)×…``),
+    led by the full-resolution stem output when the encoder has one.
     """
 
     embedding: torch.Tensor
@@ -88,14 +90,30 @@ class ImageEncoder(nn.Module):
     """``B×3×S×S`` images in [0, 1] → :class:`ImageFeatures` with a ``B×out_dim×S/stride×S/stride`` embedding."""
 
     def __init__(
-        self, *, image_size: int, stage_channels: tuple[int, ...], dim: int, depth: int, heads: int, out_dim: int
+        self,
+        *,
+        image_size: int,
+        stage_channels: tuple[int, ...],
+        dim: int,
+        depth: int,
+        heads: int,
+        out_dim: int,
+        stem_channels: int = 0,
     ) -> None:
         super().__init__()
         chans = (3, *stage_channels)
+        # stride-1 features for a decoder that upsamples to the image's resolution (0: none)
+        self.stem = (
+            nn.Sequential(nn.Conv2d(3, stem_channels, 3, padding=1), LayerNorm2d(stem_channels), nn.GELU())
+            if stem_channels
+            else None
+        )
         self.stages = nn.ModuleList(
             ConvStage(in_channels=a, out_channels=b) for a, b in zip(chans[:-1], chans[1:], strict=True)
         )
         self.stride = 2 ** (len(stage_channels) + 1)
+        # the widths of ImageFeatures.high_res, finest first
+        self.high_res_channels = ([stem_channels] if stem_channels else []) + list(stage_channels)
         grid = image_size // self.stride
         self.patch_embed = nn.Conv2d(stage_channels[-1], dim, kernel_size=2, stride=2)
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, dim))
@@ -113,7 +131,7 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> ImageFeatures:
         x = (images - self.pixel_mean) / self.pixel_std
-        high_res = []
+        high_res = [] if self.stem is None else [self.stem(x)]
         for stage in self.stages:
             x = stage(x)
             high_res.append(x)

@@ -2,14 +2,18 @@
 
 Learned output tokens — one IoU token and four mask tokens — are prepended to the prompt tokens; the dense prompt is
 added to the image embedding; a :class:`TwoWayTransformer` updates both. The image cells are then upsampled 4× by
-two transposed convolutions, and each mask token, through its own 3-layer MLP (a hypernetwork), becomes the weights
-of a dynamic linear classifier applied at every upsampled position: mask logits = MLP_i(token_i) · features.
+two transposed convolutions (SAM), or on to the image's own resolution (``upscale``), and each mask token, through
+its own 3-layer MLP (a hypernetwork), becomes the weights of a dynamic linear classifier applied at every upsampled
+position: mask logits = MLP_i(token_i) · features.
 The IoU token's MLP predicts each mask's IoU with the mask the user meant.
 
 Ambiguity (SAM §3, "Resolving ambiguity"): mask tokens 1-3 answer an ambiguous prompt with three masks (whole, part,
 subpart); token 0 gives the single mask for unambiguous prompts (several points, a box with points, a mask).
-Skip connections (SAM 2, §4): the encoder's stride-2 and stride-4 feature maps, projected once per image, are added
-at the matching upsampling step, so edges are drawn from high-resolution features.
+Skip connections (SAM 2, §4): the encoder's feature map of the matching stride, projected once per image, is added
+at each upsampling step, so edges are drawn from high-resolution features. SAM draws masks at a quarter of its
+input's side and upsamples the logits bilinearly; at genlab's 64-pixel side that is 32×32 logits for a part a few
+pixels wide, and a true mask pooled to 32×32 and upsampled back keeps only 0.88 IoU on the parts of ``shapes`` (0.83
+on masks under 30 pixels; docs/segment.md); ``upscale`` = the stride draws masks at the full side instead.
 """
 
 from __future__ import annotations
@@ -39,19 +43,27 @@ class MLPHead(nn.Module):
 
 
 class MaskDecoder(nn.Module):
-    """Predicts ``1 + NUM_MULTIMASK`` masks (``P×4×4h×4w`` logits) and their IoU (``P×4``) for ``P`` prompts."""
+    """Predicts ``1 + NUM_MULTIMASK`` masks (``P×4×m×m`` logits, m = ``upscale``·h) and their IoU (``P×4``) for
+    ``P`` prompts."""
 
     def __init__(
         self,
         *,
         transformer_dim: int,
         transformer: TwoWayTransformer,
-        skip_channels: tuple[int, int],
+        skip_channels: tuple[int, ...],
+        upscale: int = 4,
         iou_head_depth: int = 3,
         iou_head_hidden_dim: int = 256,
     ) -> None:
+        """``skip_channels``: the widths of the encoder's high-resolution maps, finest first (the last one is at
+        half the embedding's resolution); ``upscale``: the mask logits' side over the embedding's (4, 8, 16, …),
+        one 2× step and one skip map per factor of 2."""
         super().__init__()
         c = transformer_dim
+        levels = upscale.bit_length() - 1
+        if upscale < 4 or 2**levels != upscale or len(skip_channels) < levels:
+            raise ValueError(f"upscale {upscale}: a power of 2 ≥ 4 with one skip map per 2× step")
         self.transformer = transformer
         self.num_mask_tokens = NUM_MULTIMASK + 1
         self.iou_token = nn.Embedding(1, c)
@@ -60,9 +72,12 @@ class MaskDecoder(nn.Module):
         self.upscale_norm = LayerNorm2d(c // 4)
         self.upscale2 = nn.ConvTranspose2d(c // 4, c // 8, kernel_size=2, stride=2)
         self.act = nn.GELU()
-        fine, coarse = skip_channels  # stride-2 and stride-4 encoder features (relative to the embedding: 4× and 2×)
-        self.skip_fine = nn.Conv2d(fine, c // 8, kernel_size=1)
-        self.skip_coarse = nn.Conv2d(coarse, c // 4, kernel_size=1)
+        # the maps at 2× and 4× the embedding's resolution, then (upscale > 4) the finer ones, coarsest first
+        self.skip_coarse = nn.Conv2d(skip_channels[-1], c // 4, kernel_size=1)
+        self.skip_fine = nn.Conv2d(skip_channels[-2], c // 8, kernel_size=1)
+        finer = skip_channels[len(skip_channels) - levels : -2][::-1]
+        self.upscale_extra = nn.ModuleList(nn.ConvTranspose2d(c // 8, c // 8, kernel_size=2, stride=2) for _ in finer)
+        self.skip_extra = nn.ModuleList(nn.Conv2d(ch, c // 8, kernel_size=1) for ch in finer)
         self.hypernetworks = nn.ModuleList(
             MLPHead(in_dim=c, hidden_dim=c, out_dim=c // 8, depth=3) for _ in range(self.num_mask_tokens)
         )
@@ -71,15 +86,18 @@ class MaskDecoder(nn.Module):
         )
 
     def project_skips(self, features: ImageFeatures) -> ImageFeatures:
-        """Project the two finest feature maps to the upsampler's widths, once per image (not per prompt)."""
-        fine, coarse = features.high_res[-2], features.high_res[-1]
-        return ImageFeatures(features.embedding, [self.skip_fine(fine), self.skip_coarse(coarse)])
+        """Project the encoder's maps to the upsampler's widths, once per image (not per prompt); the result's
+        ``high_res`` is in the order :meth:`forward` adds them, coarsest first."""
+        maps = features.high_res[::-1]  # coarsest first
+        projected = [self.skip_coarse(maps[0]), self.skip_fine(maps[1])]
+        projected += [conv(m) for conv, m in zip(self.skip_extra, maps[2:], strict=False)]
+        return ImageFeatures(features.embedding, projected)
 
     def forward(
         self, features: ImageFeatures, image_pe: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``features``: one row per prompt (already projected, see :meth:`project_skips`); ``image_pe``
-        ``1×C×h×w``; ``sparse`` ``P×T×C``; ``dense`` ``P×C×h×w`` → (mask logits ``P×4×4h×4w``, IoU ``P×4``)."""
+        ``1×C×h×w``; ``sparse`` ``P×T×C``; ``dense`` ``P×C×h×w`` → (mask logits ``P×4×m×m``, IoU ``P×4``)."""
         P = sparse.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens[None].expand(P, -1, -1), sparse], dim=1)
@@ -88,9 +106,11 @@ class MaskDecoder(nn.Module):
         hs, src = self.transformer(src, image_pe.expand(P, -1, -1, -1), tokens)
         iou_out, mask_out = hs[:, 0], hs[:, 1 : 1 + self.num_mask_tokens]
         src = src.transpose(1, 2).reshape(b, c, h, w)
-        fine, coarse = features.high_res
+        coarse, fine, *finer = features.high_res
         up = self.act(self.upscale_norm(self.upscale1(src) + coarse))
         up = self.act(self.upscale2(up) + fine)
+        for upscale, skip in zip(self.upscale_extra, finer, strict=True):
+            up = self.act(upscale(up) + skip)
         weights = torch.stack([mlp(mask_out[:, i]) for i, mlp in enumerate(self.hypernetworks)], dim=1)
         masks = (weights @ up.flatten(2)).view(b, self.num_mask_tokens, up.shape[2], up.shape[3])
         return masks, self.iou_head(iou_out)

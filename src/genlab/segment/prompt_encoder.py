@@ -5,7 +5,8 @@ of its type: 0 background point, 1 foreground point, 2 box top-left corner, 3 bo
 holds no point (label −1, padding) gets only the learned "not a point" embedding. A box is its two corners, so one
 batch may mix boxes and point sets: a prompt without a box has two padding slots.
 
-Dense prompts. A mask (the low-resolution logits of a previous answer, ``4h×4w`` for an ``h×w`` embedding) is
+Dense prompts. A mask (the logits of a previous answer, ``m×m``: ``4h×4w`` for an ``h×w`` embedding as in SAM, or
+finer for a decoder that draws masks at the image's resolution, which are first averaged down to ``4h×4w``) is
 downscaled by two stride-2 convolutions to the embedding's size and added to the image embedding; without a mask a
 learned "no mask" embedding is added instead.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genlab.segment.image_encoder import LayerNorm2d
@@ -51,10 +53,13 @@ class PositionEmbeddingRandom(nn.Module):
 class PromptEncoder(nn.Module):
     """Points, boxes and mask logits → sparse ``P×T×C`` tokens and a dense ``P×C×h×w`` embedding."""
 
-    def __init__(self, *, embed_dim: int, embedding_size: int, input_size: int, mask_in_chans: int = 16) -> None:
+    def __init__(
+        self, *, embed_dim: int, embedding_size: int, input_size: int, mask_in_chans: int = 16, mask_upscale: int = 4
+    ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         self.embedding_size = embedding_size
+        self.mask_upscale = mask_upscale  # the mask prompt's side over the embedding's (the decoder's output)
         self.input_size = input_size
         self.pe_layer = PositionEmbeddingRandom(num_pos_feats=embed_dim // 2)
         self.point_embeddings = nn.ModuleList(nn.Embedding(1, embed_dim) for _ in range(4))  # labels 0, 1, 2, 3
@@ -72,8 +77,8 @@ class PromptEncoder(nn.Module):
 
     @property
     def mask_input_size(self) -> int:
-        """Side of the mask prompt: 4× the embedding (the decoder's low-resolution output)."""
-        return 4 * self.embedding_size
+        """Side of the mask prompt: the decoder's output, ``mask_upscale``× the embedding (SAM: 4×)."""
+        return self.mask_upscale * self.embedding_size
 
     def dense_pe(self) -> torch.Tensor:
         """The positional encoding of the image embedding's cells: ``1×C×h×w``."""
@@ -100,7 +105,7 @@ class PromptEncoder(nn.Module):
         """Prompts for ``P`` masks → (sparse ``P×T×C``, dense ``P×C×h×w``).
 
         coords ``P×N×2`` with labels ``P×N`` (−1 pads); boxes ``P×4`` as x0, y0, x1, y1 (a row of NaN: no box);
-        masks ``P×1×4h×4w`` logits. ``count`` is P when every prompt is None.
+        masks ``P×1×m×m`` logits (m = :attr:`mask_input_size`). ``count`` is P when every prompt is None.
         """
         sparse = []
         if coords is not None:
@@ -117,6 +122,8 @@ class PromptEncoder(nn.Module):
         device = self.no_mask_embed.weight.device
         tokens = torch.cat(sparse, dim=1) if sparse else torch.empty(P, 0, self.embed_dim, device=device)
         if masks is not None:
+            if self.mask_upscale > 4:
+                masks = F.avg_pool2d(masks, self.mask_upscale // 4)
             dense = self.mask_downscaling(masks)
         else:
             s = self.embedding_size

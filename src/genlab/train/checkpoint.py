@@ -185,9 +185,16 @@ def load_train_state(directory: str | Path) -> dict[str, Any]:
         raise GenlabError(f"{path}: unreadable training state ({type(e).__name__}); start a new run") from None
 
 
-def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32") -> Path:
+def export_checkpoint(
+    src: str | Path, dst: str | Path, *, dtype: str = "float32", decoder: str | Path | None = None
+) -> Path:
     """Copy the inference part of a checkpoint (config, weights — the EMA ones where kept — and
-    extras) to ``dst``, casting floating-point weights to ``dtype``. Training state is left behind."""
+    extras) to ``dst``, casting floating-point weights to ``dtype``. Training state is left behind.
+
+    ``decoder``: for a text-to-image model, an autoencoder checkpoint whose decoder replaces the pipeline's — one
+    fine-tuned from the pipeline's own autoencoder with its encoder frozen (``train_encoder=false``), so the latents
+    the UNet learned are unchanged; its encoder must equal the pipeline's (in the precision the pipeline was saved
+    in), or it is an error naming the mismatch."""
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if dtype not in dtypes:
         raise GenlabError(f"--dtype {dtype}: choose one of {', '.join(dtypes)}")
@@ -196,7 +203,33 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         raise GenlabError("--out must differ from the source checkpoint")
     cfg = read_config(src)
     model = load_model(src)
+    run = dict(cfg.get("run", {})) | {"exported_from": str(src), "export_dtype": dtype}
+    if decoder is not None:
+        swap_decoder(model, decoder, dtypes[cfg.get("run", {}).get("export_dtype", "float32")])
+        run["decoder_from"] = str(decoder)
     if hasattr(model, "prepare_export"):  # a model whose config describes its weights (text2image's fingerprints)
         model.prepare_export(dtypes[dtype])
-    run = dict(cfg.get("run", {})) | {"exported_from": str(src), "export_dtype": dtype}
     return save_model(model, dst, step=cfg.get("step"), run=run, dtype=dtypes[dtype])
+
+
+def swap_decoder(model: GenerativeModel, decoder: str | Path, precision: torch.dtype) -> None:
+    """Put the decoder (and critic) of autoencoder checkpoint ``decoder`` into text-to-image ``model``, after
+    checking that its encoder is the one the model's latents come from (compared at ``precision``)."""
+    if model.family != "text2image":
+        raise GenlabError(f"--decoder: only a text2image model has an autoencoder to swap, this is {model.family}")
+    ae = load_model(decoder, task="autoencoder")
+    ours, theirs = model.autoencoder.encoder.state_dict(), ae.encoder.state_dict()
+    differ = [k for k in ours if k not in theirs or ours[k].shape != theirs[k].shape
+              or not torch.equal(ours[k].to(precision), theirs[k].to(ours[k].device, precision))]  # fmt: skip
+    if differ:
+        raise GenlabError(
+            f"--decoder {decoder}: its encoder is not this model's (first difference: {differ[0]}); fine-tune the "
+            "decoder from the model's own autoencoder with --init and --set train_encoder=false"
+        )
+    for part in ("decoder", "critic"):
+        try:
+            getattr(model.autoencoder, part).load_state_dict(getattr(ae, part).state_dict())
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[-1].strip()
+            raise GenlabError(f"--decoder {decoder}: its {part} does not fit this model's: {first}") from None
+    model.config.autoencoder = to_dict(ae.config)

@@ -239,13 +239,15 @@ def train_image(
     strict: bool = False,
     val_fraction: float = 0.2,
     resume: bool = False,
+    init: str | Path | None = None,
     device: str | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Train a model of ``family`` (default: the one named by ``modality``) on ``data`` (``digits``, ``shapes`` or
     a folder) into ``out``. ``overrides`` may set any model or trainer field; ``size`` is the training size.
     ``parts``: the frozen autoencoder / text encoder of a text-to-image model, the perceptual network of an
-    autoencoder (checkpoint directories)."""
+    autoencoder (checkpoint directories). ``init``: a checkpoint of the same family whose weights (and model
+    config) the run starts from — fine-tuning; ``overrides`` may change fields that keep the weights' shapes."""
     out = Path(out)
     family = family or ("diffusion" if modality == "image" else modality)
     overrides = dict(overrides or {})
@@ -253,7 +255,13 @@ def train_image(
         overrides.setdefault("image_size", size)
     if not resume and family not in RECIPES:
         raise GenlabError(f"unknown {modality} family {family!r}; choose one of: {', '.join(RECIPES)}")
-    plan = plan_run(out, modality=None, family=family, preset=preset, overrides=overrides, resume=resume)
+    if init is not None and (resume or family in ("clip", "text2image")):
+        raise GenlabError(
+            "--init starts a new run from another checkpoint's weights: not with --resume, and not for clip or "
+            "text2image (their tokenizer and frozen parts come with the data and --autoencoder/--text-encoder)"
+        )
+    init = Path(init) if init is not None else None
+    plan = plan_run(out, modality=None, family=family, preset=preset, overrides=overrides, resume=resume, init=init)
     cls, mcfg, tcfg = plan.cls, plan.model_config, plan.train_config
     recipe = RECIPES[cls.family]
     if resume:
@@ -280,6 +288,8 @@ def train_image(
     info, dev = distributed.setup(best_device(device))
     seed_everything(tcfg.seed + info.rank)
     model = _rebuild(cls, mcfg, out) if resume else build_model(cls, mcfg, train_set, parts or {}, plan.explicit)
+    if init is not None:
+        _load_init(model, init)
     if cls.family == "autoencoder" and mcfg.perceptual_weight > 0:
         import genlab
         from genlab.assets import default_model
@@ -289,6 +299,8 @@ def train_image(
     say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
     run_info = {"data": str(data), "val_fraction": val_fraction, "class_names": dataset.class_names}
     run_info |= {k: str(v) for k, v in (parts or {}).items() if v}
+    if init is not None:
+        run_info["init"] = str(init)
     trainer = Trainer(
         model,
         tcfg,
@@ -334,3 +346,17 @@ def _rebuild(cls: type, mcfg: Any, out: Path) -> Any:
     if cls.family == "text2image":
         model.clip.tokenizer = load_tokenizer(out)
     return model
+
+
+def _load_init(model: Any, init: Path) -> None:
+    """Copy the weights of checkpoint ``init`` (its EMA weights where it kept them) into ``model``."""
+    from genlab.train.checkpoint import load_model
+
+    source = load_model(init)
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()})
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise GenlabError(
+            f"--init {init}: its weights do not fit this model (did --set change its shape?): {first}"
+        ) from None

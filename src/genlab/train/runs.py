@@ -42,10 +42,13 @@ def plan_run(
     preset: str,
     overrides: dict[str, Any],
     resume: bool,
+    init: Path | None = None,
 ) -> RunPlan:
     """Configs for a new run in ``out`` (which must not hold one), or those of the run to resume there.
 
     On resume the model's shape is fixed; ``overrides`` may change trainer fields (steps, time budget, ...).
+    With ``init`` (a checkpoint to fine-tune) the model config is that checkpoint's, then ``overrides``; the
+    trainer's is the preset's, then ``overrides``.
     """
     if resume:
         if not (out / CONFIG_FILE).is_file() or not (out / STATE_FILE).is_file():
@@ -67,4 +70,12 @@ def plan_run(
         raise GenlabError(f"{out} already holds a run; continue it with --resume or choose another --out")
     cls = get_family(family, modality)
     mcfg, tcfg = resolve_configs(cls, preset, overrides)
+    if init is not None:
+        saved = read_config(init)
+        if saved.get("family") != cls.family:
+            raise GenlabError(
+                f"--init {init}: holds a model of family {saved.get('family')!r}, this run trains {cls.family!r}"
+            )
+        mcfg = from_dict(cls.Config, saved["config"])
+        apply_overrides([mcfg], {k: v for k, v in overrides.items() if k in field_names(mcfg)})
     return RunPlan(cls, mcfg, tcfg, False, {}, set(overrides))
