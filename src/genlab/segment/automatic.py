@@ -75,9 +75,9 @@ class AutomaticMaskGenerator:
     ``points_per_side``² grid points; ``pred_iou_thresh`` and ``stability_score_thresh`` (with
     ``stability_score_offset`` in logits) filter; ``box_nms_thresh`` removes duplicates; ``min_mask_region_area``
     (pixels of the input image, 0 = off) cleans up small islands and holes. SAM's defaults: 32 points a side for a
-    1024-pixel model, 0.88, 0.95, 1.0, 0.7. genlab's defaults (0.3, 0.9) were chosen for its shipped 64-pixel model
-    on scenes neither training nor the benchmark draws (docs/segment.md): its small IoU head ranks masks less sharply
-    than SAM's, so the IoU filter is loose and the stability filter does most of the work.
+    1024-pixel model, 0.88, 0.95, 1.0, 0.7. genlab's thresholds are lower (0.5, 0.8), chosen for its 64-pixel
+    model on held-out scenes (docs/segment.md): at 64 pixels the ±1-logit band around a boundary is a large share
+    of a small mask, so stability scores are lower, and the small IoU head ranks masks less sharply than SAM's.
     """
 
     predictor: SegmentPredictor
