@@ -85,13 +85,18 @@ def save_model(
     return d
 
 
-def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load ``state`` into ``model``; tied aliases may be absent; any other mismatch is an error."""
+def load_state_strict(
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    what: str = "model.safetensors does not match config.json",
+) -> None:
+    """Load ``state`` into ``model``; tied aliases may be absent; any other mismatch is an error that starts
+    with ``what``."""
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1].strip()
-        raise GenlabError(f"model.safetensors does not match config.json: {first}") from None
+        raise GenlabError(f"{what}: {first}") from None
     params = model.state_dict()
     loaded = {(params[k].data_ptr(), tuple(params[k].shape)) for k in state if k in params}
     missing = [k for k in missing if (params[k].data_ptr(), tuple(params[k].shape)) not in loaded]
@@ -99,7 +104,7 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor]) ->
         parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + (
             [f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []
         )
-        raise GenlabError(f"model.safetensors does not match config.json: {'; '.join(parts)}")
+        raise GenlabError(f"{what}: {'; '.join(parts)}")
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
@@ -227,9 +232,6 @@ def swap_decoder(model: GenerativeModel, decoder: str | Path, precision: torch.d
             "decoder from the model's own autoencoder with --init and --set train_encoder=false"
         )
     for part in ("decoder", "critic"):
-        try:
-            getattr(model.autoencoder, part).load_state_dict(getattr(ae, part).state_dict())
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[-1].strip()
-            raise GenlabError(f"--decoder {decoder}: its {part} does not fit this model's: {first}") from None
+        state = getattr(ae, part).state_dict()
+        load_state_strict(getattr(model.autoencoder, part), state, f"--decoder {decoder}: its {part} does not fit")
     model.config.autoencoder = to_dict(ae.config)

@@ -350,13 +350,7 @@ def _rebuild(cls: type, mcfg: Any, out: Path) -> Any:
 
 def _load_init(model: Any, init: Path) -> None:
     """Copy the weights of checkpoint ``init`` (its EMA weights where it kept them) into ``model``."""
-    from genlab.train.checkpoint import load_model
+    from genlab.train.checkpoint import load_model, load_state_strict
 
-    source = load_model(init)
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()})
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1].strip()
-        raise GenlabError(
-            f"--init {init}: its weights do not fit this model (did --set change its shape?): {first}"
-        ) from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_model(init).state_dict().items()}
+    load_state_strict(model, state, f"--init {init}: its weights do not fit this model (did --set change its shape?)")
