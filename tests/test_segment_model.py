@@ -86,6 +86,20 @@ def test_full_resolution_decoder_draws_masks_at_the_image_side():
     assert sam_like.mask_size == 16 and not any(n.startswith("image_encoder.stem") for n in sam_like.state_dict())
 
 
+def test_full_resolution_step_blends_neighbouring_cells():
+    # the step past 4× is bilinear: one changed feature at half resolution reaches the pixels beside its own 2×2
+    # block (a 2×2 transposed convolution, as SAM's first two steps, would change exactly those four pixels)
+    model = tiny_sam(mask_upscale=8).eval()
+    feats = model.encode(torch.rand(1, 3, 32, 32))
+    coords, labels = torch.full((1, 1, 2), 16.0), torch.ones(1, 1, dtype=torch.long)
+    index = torch.tensor([0])
+    a, _ = model.decode(feats, index, coords=coords, labels=labels, multimask=False)
+    feats.high_res[1][..., 5, 5] += 1.0  # the map at half the image's side (16×16 here), coarsest first
+    b, _ = model.decode(feats, index, coords=coords, labels=labels, multimask=False)
+    rows, cols = torch.nonzero((a - b)[0, 0].abs() > 1e-6, as_tuple=True)
+    assert rows.min() == 9 and rows.max() == 12 and cols.min() == 9 and cols.max() == 12
+
+
 def test_focal_and_dice_losses():
     target = torch.zeros(1, 1, 8, 8)
     target[..., 2:6, 2:6] = 1

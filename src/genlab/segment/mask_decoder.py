@@ -2,9 +2,9 @@
 
 Learned output tokens — one IoU token and four mask tokens — are prepended to the prompt tokens; the dense prompt is
 added to the image embedding; a :class:`TwoWayTransformer` updates both. The image cells are then upsampled 4× by
-two transposed convolutions (SAM), or on to the image's own resolution (``upscale``), and each mask token, through
-its own 3-layer MLP (a hypernetwork), becomes the weights of a dynamic linear classifier applied at every upsampled
-position: mask logits = MLP_i(token_i) · features.
+two transposed convolutions (SAM), or on to the image's own resolution (``upscale``; the steps past 4× bilinear),
+and each mask token, through its own 3-layer MLP (a hypernetwork), becomes the weights of a dynamic linear
+classifier applied at every upsampled position: mask logits = MLP_i(token_i) · features.
 The IoU token's MLP predicts each mask's IoU with the mask the user meant.
 
 Ambiguity (SAM §3, "Resolving ambiguity"): mask tokens 1-3 answer an ambiguous prompt with three masks (whole, part,
@@ -76,7 +76,14 @@ class MaskDecoder(nn.Module):
         self.skip_coarse = nn.Conv2d(skip_channels[-1], c // 4, kernel_size=1)
         self.skip_fine = nn.Conv2d(skip_channels[-2], c // 8, kernel_size=1)
         finer = skip_channels[len(skip_channels) - levels : -2][::-1]
-        self.upscale_extra = nn.ModuleList(nn.ConvTranspose2d(c // 8, c // 8, kernel_size=2, stride=2) for _ in finer)
+        # past SAM's 4×: bilinear 2× and a 1×1 convolution. A third 2×2 transposed convolution leaves every pixel a
+        # function of its parent cell and its place in the 2×2 block, never of the neighbouring cells, and at full
+        # resolution nothing smooths that afterwards (SAM's bilinear resize of the logits does at 4×): flat interiors
+        # came out with block-shaped holes, and training was slower (docs/segment.md, "Masks at full resolution")
+        self.upscale_extra = nn.ModuleList(
+            nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(c // 8, c // 8, kernel_size=1))
+            for _ in finer
+        )
         self.skip_extra = nn.ModuleList(nn.Conv2d(ch, c // 8, kernel_size=1) for ch in finer)
         self.hypernetworks = nn.ModuleList(
             MLPHead(in_dim=c, hidden_dim=c, out_dim=c // 8, depth=3) for _ in range(self.num_mask_tokens)
