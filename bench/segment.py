@@ -9,6 +9,8 @@ the best of them, ``chosen`` the one with the highest predicted IoU; later round
 logits fed back) and a tight box (oracle, chosen, and the single-mask output). Two test sets: held-out ``shapes``
 scenes from a stream that neither training nor its monitoring drew (seed 100), and ``blobs`` — ellipses, wobbly
 blobs, irregular polygons and rings in any colour on smooth colour fields — a generator training never saw.
+A box around the only object of a scene (medium or large, stream 102): mean IoU and the share under 0.9, for one
+decoder pass and with the answer fed back once (``predict(..., refine=1)``).
 Automatic mode: the share of objects matched by some mask at IoU ≥ 0.8, and masks per image.
 Speed: encoder ms per image and decoder ms per prompt (one prompt per call, as a click in a UI; and 64 prompts in
 one batched call), medians, at the torch thread count given (default: all cores); on a GPU too where one exists.
@@ -53,6 +55,31 @@ def automatic(predictor, samples) -> dict:  # noqa: ANN001
         "object_recall_at_iou_0.8": round(found / total, 4),
         "masks_per_image": round(masks / len(samples), 2),
         "seconds_per_image": round((time.perf_counter() - start) / len(samples), 3),
+    }
+
+
+def lone_objects(predictor, size: int, count: int = 300) -> dict:  # noqa: ANN001
+    """A tight box around the only object of a scene (medium or large; the predictor tests' case): the single mask
+    from one decoder pass, and with the answer fed back once (``refine=1``)."""
+    from genlab.data.shapes import make_scene
+
+    once, refined = [], []
+    for index in range(count):
+        s = make_scene(HELD_OUT_STREAM + 2, index, size=size, max_objects=1, part_prob=0.0)
+        if s.objects[0].size == "small":
+            continue
+        mask = s.objects[0].mask
+        ys, xs = np.nonzero(mask)
+        box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        predictor.set_image(s.image)
+        once.append(iou(predictor.predict(box=box, multimask=False)[0][0], mask))
+        refined.append(iou(predictor.predict(box=box, multimask=False, refine=1)[0][0], mask))
+    return {
+        "scenes": len(once),
+        "miou_box_single": round(float(np.mean(once)), 4),
+        "share_below_0.9": round(float(np.mean(np.array(once) < 0.9)), 4),
+        "miou_box_refined": round(float(np.mean(refined)), 4),
+        "share_below_0.9_refined": round(float(np.mean(np.array(refined) < 0.9)), 4),
     }
 
 
@@ -125,6 +152,8 @@ def main() -> None:
     }
     say("accuracy on blobs (never trained on) …")
     result["blobs_unseen"] = accuracy(model, blobs)
+    say("a box on a lone object …")
+    result["lone_object_box"] = lone_objects(predictor, size)
     say("automatic masks …")
     result["automatic_shapes"] = automatic(predictor, one_object)
     result["automatic_blobs"] = automatic(predictor, blobs[:50])

@@ -70,6 +70,8 @@ def test_multimask_boxes_and_background_points(cli, photo, tmp_path):
         "segment", photo["root"] / "scene.png", "--box", "0,0,30,30", "--box", "20,20,64,64", "--out", f"{tmp_path}/b/"
     )
     assert r.code == 0 and (tmp_path / "b" / "mask_1.png").is_file(), r
+    r = cli("segment", photo["root"] / "scene.png", "--box", "0,0,40,40", "--refine", "1", "--json")
+    assert r.code == 0 and len(json.loads(r.out)["masks"]) == 1, r
     point = photo["point"]
     r = cli("segment", photo["root"] / "scene.png", "--point", point, "--point", "1,1,0", "--out", tmp_path / "p.png")
     assert r.code == 0, r
@@ -111,6 +113,8 @@ def test_everything_as_png_rle_and_polygons(cli, photo, tmp_path):
         (["--box", "1,2,3"], ["--box", "X0,Y0,X1,Y1"]),
         (["--all", "--point", "3,3"], ["--all"]),
         (["--box", "0,0,9,9", "--box", "1,1,9,9", "--point", "3,3"], ["single --box"]),
+        (["--point", "3,3", "--refine", "1"], ["--refine", "one click"]),
+        (["--all", "--refine", "1"], ["--refine 1", "not with --all"]),
     ],
 )
 def test_bad_input_is_one_clear_line(cli, photo, tmp_path, args, needles):

@@ -105,7 +105,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                                                              # fine-tune the decoder alone (latents unchanged)
   genlab train clip --data shapes --out runs/clip
   genlab train text2image --data shapes --autoencoder runs/ae --text-encoder runs/clip --out runs/t2i
-  genlab train segment --data shapes --preset tiny --out runs/seg        # promptable segmentation, ~1 hour on a CPU
+  genlab train segment --data shapes --preset tiny --out runs/seg        # promptable segmentation, ~1.5 hours on a CPU
   genlab train segment --data ~/masks --size 64 --set rounds=8 --out runs/my-seg   # images/ + masks/ (docs/segment.md)
   torchrun --nproc_per_node 2 -m genlab train text ...  # data parallel on several processes/GPUs
 

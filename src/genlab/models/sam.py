@@ -51,8 +51,8 @@ class SamConfig:
     decoder_mlp: int = 512
     mask_in_chans: int = 16
     # the mask logits' side over the embedding's: 4 is SAM's (a quarter of the input side, upsampled bilinearly);
-    # the stride (8 for two stages) draws masks at the image's own resolution, with a full-resolution skip map
-    # (docs/segment.md, "Masks at full resolution": better on the benchmark, not yet shipped)
+    # the stride (8 for two stages; presets tiny and small) draws masks at the image's own resolution, with a
+    # full-resolution skip map (docs/segment.md, "Masks at full resolution")
     mask_upscale: int = 4
     # data and the simulated interactive training
     max_objects: int = 4  # generated data: objects per image
@@ -119,8 +119,9 @@ class SamModel(GenerativeModel):
     modality = "segment"
     Config = SamConfig
     presets = {
-        # 64×64 shapes on a 2-core CPU in about an hour (docs/segment.md, the shipped sam-shapes model)
+        # 64×64 shapes on a 2-core CPU in about an hour and a half (docs/segment.md, the shipped sam-shapes model)
         "tiny": dict(
+            mask_upscale=8,  # masks at the image's side (docs/segment.md, "Masks at full resolution")
             steps=6000,
             batch_size=16,
             masks_per_image=4,
@@ -142,6 +143,7 @@ class SamModel(GenerativeModel):
             encoder_heads=6,
             prompt_dim=160,
             decoder_mlp=640,
+            mask_upscale=8,
             steps=20000,
             batch_size=32,
             masks_per_image=8,
@@ -155,7 +157,7 @@ class SamModel(GenerativeModel):
             eval_batches=16,
             ckpt_every=1000,
         ),
-        # 128×128, SAM's widths in the decoder: a GPU
+        # 128×128, SAM's widths in the decoder and SAM's 4× masks (32×32 logits, resized): a GPU
         "base": dict(
             image_size=128,
             stage_channels="32,64,128",

@@ -93,6 +93,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise GenlabError("--all segments everything; leave out --point and --box (or drop --all)")
     if not args.all and not points and not boxes:
         raise GenlabError("no prompt: give --point X,Y[,L], --box X0,Y0,X1,Y1, or --all")
+    if args.refine < 0 or (args.refine and args.all):
+        raise GenlabError(f"--refine {args.refine}: a count ≥ 0 of extra rounds for a prompt's mask (not with --all)")
     if len(boxes) > 1 and points:
         raise GenlabError("several --box prompts answer one mask each; combine --point with a single --box")
     if args.out is None and not args.json:
@@ -120,7 +122,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
         box = np.array(boxes if len(boxes) > 1 else boxes[0], np.float32) if boxes else None
         one_click = len(points) == 1 and not boxes
         multimask = args.multimask or one_click  # one click is ambiguous: ask for 3, keep the best unless --multimask
-        logits, scores, _ = predictor.predict(xy, labels, box, multimask=multimask, return_logits=True)
+        if args.refine and multimask:
+            raise GenlabError("--refine refines the single mask: not with --multimask or one click alone")
+        logits, scores, _ = predictor.predict(
+            xy, labels, box, multimask=multimask, return_logits=True, refine=args.refine
+        )
         logits, scores = logits.reshape(-1, *logits.shape[-2:]), scores.reshape(-1)
         stable = stability_score(torch.from_numpy(logits)).numpy()
         keep = range(len(scores)) if args.multimask or len(boxes) > 1 else [int(np.argmax(scores))]
@@ -175,6 +181,7 @@ def add_segment(sub: argparse._SubParsersAction) -> None:
   genlab segment photo.png --point 120,80 --point 200,40,0 --out mask.png --json  # L: 1 foreground, 0 background
   genlab segment photo.png --box 30,30,180,160 --multimask --out masks/     # 3 masks + predicted IoU each, overlay.png
   genlab segment photo.png --box 10,10,60,60 --box 70,20,120,90 --out masks/   # one mask per box, one batched call
+  genlab segment photo.png --box 30,30,180,160 --refine 1 --out mask.png   # the answer fed back once as a mask prompt
   genlab segment photo.png --all --out everything.png                       # segment everything: a coloured overlay
   genlab segment photo.png --all --format coco-rle --out everything.json    # COCO RLE records (pycocotools reads them)
   genlab segment photo.png --all --format polygons --out everything.json --points-per-side 24 --min-area 20
@@ -196,6 +203,13 @@ stability_score (and point_coords for --all). --json prints the same figures and
     )
     p.add_argument(
         "--multimask", action="store_true", help="keep all 3 masks (whole, part, subpart) with their predicted IoU"
+    )
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="N",
+        help="feed the answer back N more times as a mask prompt (a box: 1 mends shrunken answers; docs/segment.md)",
     )
     p.add_argument("--all", action="store_true", help="segment everything (automatic mask generation)")
     p.add_argument("--out", help="mask.png, a folder/ (one PNG per mask + overlay.png), or a .json file")

@@ -253,6 +253,7 @@ class SegmentPredictor:
         *,
         multimask: bool = True,
         return_logits: bool = False,
+        refine: int = 0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks for prompts on the current image.
 
@@ -260,12 +261,19 @@ class SegmentPredictor:
         (x0, y0, x1, y1); mask_input ``m×m`` logits from a previous call. Batched: points ``N×P×2`` with labels
         ``N×P``, boxes ``N×4``, mask inputs ``N×1×m×m`` — N prompts on one image in one call.
         ``multimask``: 3 masks (whole, part, subpart) for ambiguous prompts; else the single-mask output.
+        ``refine``: with ``multimask=False``, feed the answer's logits back as ``mask_input`` this many more times
+        with the same prompts — a round of the simulated sessions the model was trained on, without a new click
+        (docs/segment.md, "Refining an answer": one round mends the box answers that come out shrunken).
         Returns (masks ``K×H×W`` bool — logits with ``return_logits`` —, predicted IoU ``K``, low-resolution logits
         ``K×m×m``), each with a leading N when batched.
         """
+        if refine < 0 or (refine and multimask):
+            raise GenlabError(f"refine={refine}: a count ≥ 0 of extra rounds, for the single mask (multimask=False)")
         with torch.no_grad():
             prompts, _, batched = self.prepare_prompts(points, labels, box, mask_input)
             low_res, iou = self.decode(prompts, multimask)
+            for _ in range(refine):
+                low_res, iou = self.decode(prompts | {"mask_input": low_res}, multimask)
             logits = self.postprocess(low_res)
         masks = logits.cpu().numpy() if return_logits else (logits > 0).cpu().numpy()
         scores, low = iou.cpu().numpy(), low_res.cpu().numpy()
