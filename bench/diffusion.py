@@ -27,7 +27,7 @@ import genlab
 from genlab.assets import default_model
 from genlab.eval.fid import InceptionFeatures, inception_weights
 from genlab.eval.image import generate_for_eval, image_metrics, reference_images
-from genlab.train.image import train_image
+from genlab.train.run import train
 
 NFES = (10, 20, 50, 100, 1000)
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
@@ -41,7 +41,8 @@ def score(model, reference, cache, *, samples, judge, inception, **controls) -> 
 
 def train_speed(steps: int = 40) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        train_image(
+        train(
+            family="diffusion",
             data="digits",
             out=Path(tmp) / "run",
             quiet=True,

@@ -30,7 +30,7 @@ from genlab.eval.text import evaluate_text
 from genlab.models.gpt import GPT, GPTConfig
 from genlab.models.ngram import NGramConfig, NGramLM
 from genlab.sampling.text import generate
-from genlab.train.text import train_text
+from genlab.train.run import train as train_run
 
 
 def ngram_figures(train: str, val: str) -> dict:
@@ -56,7 +56,7 @@ def metrics(run: Path) -> list[dict]:
 
 def train_speed(root: Path, preset: str, steps: int = 60) -> dict:
     run = root / f"speed-{preset}"
-    train_text(
+    train_run(
         data="kjv",
         out=run,
         family="gpt",
@@ -118,7 +118,7 @@ def main() -> None:
         print(json.dumps(result["train_speed"]), file=sys.stderr)
         equal = {}
         for family in ("lstm", "gpt"):
-            s = train_text(
+            s = train_run(
                 data="kjv",
                 out=root / f"budget-{family}",
                 family=family,
@@ -131,7 +131,7 @@ def main() -> None:
         result["equal_time"] = equal
         print(json.dumps(equal), file=sys.stderr)
         start = time.perf_counter()
-        s = train_text(
+        s = train_run(
             data="kjv",
             out=root / "nanogpt-cpu",
             family="gpt",

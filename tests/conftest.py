@@ -11,6 +11,7 @@ import torch
 
 from genlab.cli import main
 from genlab.data.tokenizers import CharTokenizer
+from genlab.models.base import TrainOptions
 
 # A 200-character text (the issue's "drive a 200-character text to near-zero loss").
 TEXT_200 = (
@@ -76,7 +77,7 @@ def run_genlab(*args: str, timeout: float = 300, **kwargs) -> subprocess.Complet
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict[str, Path]:
     """Tiny checkpoints of each text family, trained once per test session by the library."""
-    from genlab.train.text import train_text
+    from genlab.train.run import train
 
     root = tmp_path_factory.mktemp("runs")
     data = root / "corpus.txt"
@@ -87,12 +88,14 @@ def trained(tmp_path_factory) -> dict[str, Path]:
         "lstm": dict(family="lstm", overrides=small | {"n_layer": 1, "n_embd": 16, "n_hidden": 32}),
         "ngram": dict(family="ngram", overrides={"order": 4}),
         "gpt-bpe": dict(
-            family="gpt", tokenizer="bpe", vocab_size=300, overrides=small | {"n_layer": 1, "n_head": 2, "n_embd": 32}
+            family="gpt",
+            options=TrainOptions(tokenizer="bpe", vocab_size=300),
+            overrides=small | {"n_layer": 1, "n_head": 2, "n_embd": 32},
         ),
     }
     out = {}
     for name, kw in runs.items():
-        train_text(data=str(data), out=root / name, quiet=True, **kw)
+        train(data=str(data), out=root / name, quiet=True, **kw)
         out[name] = root / name
     out["data"] = data
     return out
@@ -116,7 +119,7 @@ TINY_DIFFUSION = {
 @pytest.fixture(scope="session")
 def image_runs(tmp_path_factory) -> dict[str, Path]:
     """Tiny digits models trained once per session: conditional and unconditional diffusion, two classifiers."""
-    from genlab.train.image import train_image
+    from genlab.train.run import train
 
     root = tmp_path_factory.mktemp("image-runs")
     small_clf = {
@@ -135,7 +138,7 @@ def image_runs(tmp_path_factory) -> dict[str, Path]:
         "noisy": dict(family="classifier", overrides=small_clf | {"noisy": True}),
     }
     for name, kw in runs.items():
-        train_image(data="digits", out=root / name, quiet=True, **kw)
+        train(data="digits", out=root / name, quiet=True, **kw)
     return {name: root / name for name in runs}
 
 
@@ -143,24 +146,27 @@ def image_runs(tmp_path_factory) -> dict[str, Path]:
 def t2i_runs(tmp_path_factory) -> dict[str, Path]:
     """A tiny text-to-image pipeline at 16×16, each part trained for a few steps: features, autoencoder, CLIP,
     and a latent diffusion model on their latents (and a second autoencoder it does not belong with)."""
-    from genlab.train.image import train_image
+    from genlab.train.run import train
 
     root = tmp_path_factory.mktemp("t2i-runs")
     few = {"base_channels": 8, "batch_size": 8, "steps": 6, "eval_every": 3, "ckpt_every": 1000}
-    train_image(modality="features", data="shapes", size=16, out=root / "feat", quiet=True, overrides=few)
-    ae_kw = dict(modality="autoencoder", data="shapes", size=16, quiet=True, parts={"perceptual": str(root / "feat")})
-    train_image(out=root / "ae", overrides=few | {"disc_start": 3}, **ae_kw)
-    train_image(out=root / "ae2", overrides=few | {"disc_start": 3, "seed": 1}, **ae_kw)
-    train_image(
-        modality="clip",
+    size16 = TrainOptions(size=16)
+    train(family="features", data="shapes", options=size16, out=root / "feat", quiet=True, overrides=few)
+    ae_kw = dict(
+        family="autoencoder", data="shapes", options=size16, quiet=True, parts={"perceptual": str(root / "feat")}
+    )
+    train(out=root / "ae", overrides=few | {"disc_start": 3}, **ae_kw)
+    train(out=root / "ae2", overrides=few | {"disc_start": 3, "seed": 1}, **ae_kw)
+    train(
+        family="clip",
         data="shapes",
-        size=16,
+        options=size16,
         out=root / "clip",
         quiet=True,
         overrides=few | {"text_width": 32, "text_layers": 1, "context_length": 24},
     )
-    train_image(
-        modality="text2image",
+    train(
+        family="text2image",
         data="shapes",
         out=root / "t2i",
         quiet=True,

@@ -28,11 +28,15 @@ def photo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from genlab.train.segment import train_segment
+    from genlab.train.run import train
 
     out = tmp_path_factory.mktemp("seg-run") / "run"
-    train_segment(
-        data="shapes", out=out, quiet=True, overrides=TINY_SAM | {"steps": 4, "batch_size": 2, "eval_every": 2}
+    train(
+        family="sam",
+        data="shapes",
+        out=out,
+        quiet=True,
+        overrides=TINY_SAM | {"steps": 4, "batch_size": 2, "eval_every": 2},
     )
     return out
 

@@ -173,13 +173,13 @@ def test_a_decoder_fine_tuned_on_frozen_latents_swaps_into_the_pipeline(cli, t2i
     one_line_error(cli("export", t2i_runs["t2i"], "--decoder", t2i_runs["ae2"], "--out", tmp_path / "x"),
                    "its encoder is not this model's")  # fmt: skip
     one_line_error(cli("export", t2i_runs["ae"], "--decoder", tmp_path / "dec", "--out", tmp_path / "y"),
-                   "only a text2image model")  # fmt: skip
+                   "takes no decoder")  # fmt: skip
     # --init keeps the checkpoint's shapes and family
     one_line_error(cli(*args, "--set", "base_channels=16", *few, "--out", tmp_path / "z"), "do not fit this model")
     one_line_error(cli("train", "features", "--data", "shapes", "--init", t2i_runs["ae"], *few, "--out",
                        tmp_path / "w"), "family 'autoencoder'")  # fmt: skip
     one_line_error(cli("train", "text", "--data", "kjv", "--init", t2i_runs["ae"], "--out", tmp_path / "v"),
-                   "image families")  # fmt: skip
+                   "only for")  # fmt: skip
 
 
 def test_training_refuses_an_autoencoder_of_another_size(cli, t2i_runs, tmp_path):
@@ -365,11 +365,12 @@ def test_eval_text2image_judges_prompts_and_the_autoencoder_ceiling(cli):
 def test_eval_autoencoder_reports_the_judges_reading_of_reconstructions(cli, t2i_runs, tmp_path):
     from genlab.data.image_data import split_images
     from genlab.eval.text2image import attribute_ceiling
-    from genlab.train.image import train_image
+    from genlab.models.base import TrainOptions
+    from genlab.train.run import train
 
     few = {"base_channels": 8, "batch_size": 8, "steps": 4, "eval_every": 4, "ckpt_every": 1000}
-    train_image(modality="autoencoder", data="shapes", size=32, out=tmp_path / "ae32", quiet=True,
-                overrides=few | {"perceptual_weight": 0.0})  # fmt: skip
+    train(family="autoencoder", data="shapes", options=TrainOptions(size=32), out=tmp_path / "ae32", quiet=True,
+          overrides=few | {"perceptual_weight": 0.0})  # fmt: skip
     r = cli("eval", "autoencoder", tmp_path / "ae32", "--data", "shapes", "--samples", "40", "--json")
     assert r.code == 0, r
     out = json.loads(r.out)

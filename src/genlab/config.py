@@ -90,3 +90,21 @@ def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def describe_fields(cls: type, preset: Mapping[str, Any] | None = None) -> list[str]:
+    """One ``key: type = default`` line per field of dataclass ``cls`` (the preset's value where it sets one)."""
+    hints = typing.get_type_hints(cls)
+    lines = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        if preset and f.name in preset:
+            default = preset[f.name]
+        kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
+        lines.append(f"{f.name}: {kind} = {default!r}")
+    return lines

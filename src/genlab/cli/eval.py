@@ -73,8 +73,8 @@ def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
         raise GenlabError("--data: prompt fidelity is judged on shapes captions (the attribute classifier knows them)")
     device = best_device(args.device)
     model = genlab.load(args.model_dir, task="image", device=device)
-    if model.family != "text2image":
-        raise GenlabError(f"{args.model_dir} holds a {model.family} model; eval text2image needs a text2image one")
+    if model.condition != "text":
+        raise GenlabError(f"{args.model_dir} holds a {model.family} model; eval text2image needs a text-to-image one")
     judge = _judge(args, device)
     scales = tuple(float(w) for w in (args.guidance_scales or "0,1,3,5").split(","))
     return prompt_fidelity(

@@ -83,17 +83,23 @@ def _guidance_classifier(args: argparse.Namespace, device: Any) -> Any:
     return genlab.load(args.classifier or default_model("guidance"), task="classifier", device=device)
 
 
+#: the image-sampling options and their defaults: a family takes the ones in its ``sampling_controls``
+SAMPLER_DEFAULTS: dict[str, Any] = dict(
+    sampler="ddim", steps=50, eta=0.0, spacing="auto", variance="beta", guidance=0.0, classifier_scale=0.0
+)
+
+
 def sampler_controls(args: argparse.Namespace, model: Any, device: Any) -> dict[str, Any]:
-    return dict(
-        sampler=args.sampler,
-        steps=args.steps,
-        eta=args.eta,
-        spacing=args.spacing,
-        variance=args.variance,
-        guidance=args.guidance,
-        classifier=_guidance_classifier(args, device),
-        classifier_scale=args.classifier_scale,
-    )
+    """The sampling options ``model``'s family takes; one it does not take, set away from its default, is an
+    error naming it."""
+    given = {k: getattr(args, k) for k in SAMPLER_DEFAULTS}
+    for key, value in given.items():
+        if key not in model.sampling_controls and value != SAMPLER_DEFAULTS[key]:
+            raise GenlabError(f"--{key.replace('_', '-')}: a {model.family} model takes no such sampling option")
+    controls = {k: v for k, v in given.items() if k in model.sampling_controls}
+    if "classifier" in model.sampling_controls:
+        controls["classifier"] = _guidance_classifier(args, device)
+    return controls
 
 
 def _generate_image(args: argparse.Namespace) -> int:
@@ -109,11 +115,11 @@ def _generate_image(args: argparse.Namespace) -> int:
     model = genlab.load(args.model, task=default_task or "image", device=device)
     g = make_generator(args.seed, device)
     start = time.perf_counter()
-    if model.family == "text2image":
+    if model.condition == "text":
         out_images, nrow = _from_prompt(model, args, g)
     else:
         if wants_text:
-            raise GenlabError(f"--prompt: this {model.family} model draws classes, not prompts (use --class)")
+            raise GenlabError(f"--prompt: this {model.family} model does not take prompts (use --class where it has)")
         out_images, nrow = _from_class(model, args, g, device)
     seconds = time.perf_counter() - start
     size = out_images.shape[-1]
@@ -126,7 +132,7 @@ def _generate_image(args: argparse.Namespace) -> int:
                 "images": n,
                 "seconds": round(seconds, 3),
                 "images_per_s": round(n / seconds, 2),
-                "sampler": args.sampler,
+                "sampler": args.sampler,  # the options asked for (a family without a sampler ignores them)
                 "steps": args.steps,
             }
         )
@@ -141,11 +147,16 @@ def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tu
     from genlab.sampling.images import class_index, interpolation_inputs
 
     controls = sampler_controls(args, model, device)
+    if "progress" in model.sampling_controls:
+        controls["progress"] = not args.json
     if args.interpolate:
+        if not hasattr(model, "interpolate"):
+            raise GenlabError(f"--interpolate: a {model.family} model cannot interpolate")
         ends = [e.strip() for e in args.interpolate.split(",")]
         through = args.through or ("noise" if all(e.lstrip("-").isdigit() for e in ends) else "diffused")
         images, classes = interpolation_inputs(model, ends, through)
-        del controls["classifier"], controls["classifier_scale"]  # interpolation: classifier-free guidance only
+        for key in ("classifier", "classifier_scale", "progress"):  # interpolation: classifier-free guidance only
+            controls.pop(key, None)
         frames = model.interpolate(
             args.frames,
             through=through,
@@ -156,8 +167,10 @@ def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tu
             **controls,
         )
         return frames, args.frames
+    if args.class_ is not None and model.condition != "class":
+        raise GenlabError(f"--class: a {model.family} model draws no classes")
     y = class_index(model, args.class_) if args.class_ is not None else None
-    images = model.sample(args.n, y, generator=g, progress=not args.json, **controls)
+    images = model.sample(args.n, y, generator=g, **controls)
     return images, min(args.n, max(1, math.ceil(math.sqrt(args.n))))
 
 

@@ -12,6 +12,8 @@ from genlab.errors import GenlabError
 
 def cmd_train(args: argparse.Namespace) -> int:
     from genlab.config import parse_set
+    from genlab.models.base import TrainOptions
+    from genlab.train.run import train
 
     overrides: dict[str, Any] = parse_set(args.set)
     for key in ("steps", "seed", "time_budget"):
@@ -20,49 +22,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             overrides.setdefault(key, value)
     if args.time_budget and args.steps is None and "steps" not in overrides and not args.resume:
         overrides["steps"] = 10**9  # the time budget alone decides when to stop
-    common = dict(
+    family, kind = _family(args.modality, args.model)
+    options = TrainOptions(
+        size=args.size,
+        strict=args.strict,
+        val_fraction=args.val_fraction,
+        tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
+    )
+    summary = train(
+        family=family,
+        modality=kind,
         data=args.data,
         out=args.out,
         preset=args.preset,
         overrides=overrides,
+        options=options,
+        parts={name: getattr(args, name) for name in _all_parts()},
         resume=args.resume,
+        init=args.init,
         device=args.device,
         quiet=args.quiet,
     )
-    if args.init and args.modality in ("text", "segment"):
-        raise GenlabError(f"--init: fine-tuning from a checkpoint is for the image families, not {args.modality}")
-    if args.modality == "text":
-        from genlab.train.text import train_text
-
-        summary = train_text(
-            family=args.model or "gpt",
-            tokenizer=args.tokenizer,
-            vocab_size=args.vocab_size,
-            val_fraction=args.val_fraction or 0.1,
-            **common,
-        )
-    elif args.modality == "segment":
-        from genlab.train.segment import train_segment
-
-        if args.size is not None:
-            overrides.setdefault("image_size", args.size)
-        summary = train_segment(
-            family=args.model or "sam", strict=args.strict, val_fraction=args.val_fraction or 0.1, **common
-        )
-    else:
-        from genlab.train.image import train_image
-
-        parts = {"autoencoder": args.autoencoder, "text_encoder": args.text_encoder, "perceptual": args.perceptual}
-        summary = train_image(
-            modality=args.modality,
-            family=args.model,
-            size=args.size,
-            parts=parts,
-            strict=args.strict,
-            val_fraction=args.val_fraction or 0.2,
-            init=args.init,
-            **common,
-        )
     if summary.get("stopped") == "interrupted":
         print(
             f"genlab: interrupted at step {summary['step']}; the checkpoint in {args.out} is saved. "
@@ -82,11 +63,97 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _family(what: str, model: str | None) -> tuple[str, str]:
+    """(family, kind) for ``genlab train WHAT [--model MODEL]``: WHAT is a kind of data (text, image, segment),
+    whose default family --model may replace, or a family's own name."""
+    from genlab.models import DEFAULT_FAMILY, FAMILIES
+
+    if what in DEFAULT_FAMILY:
+        return model or DEFAULT_FAMILY[what], what
+    if model is not None and model != what:
+        raise GenlabError(f"--model {model}: `genlab train {what}` trains the {what} family (or use train image)")
+    if what not in FAMILIES:
+        raise GenlabError(f"unknown kind {what!r}; choose one of: {', '.join(_choices())}")
+    return what, what
+
+
+def _choices() -> list[str]:
+    """What ``genlab train`` takes: the kinds of data, then every family that is not a kind's default."""
+    from genlab.models import DEFAULT_FAMILY, FAMILIES
+
+    return list(DEFAULT_FAMILY) + [f for f in FAMILIES if f not in DEFAULT_FAMILY.values()]
+
+
+def _all_parts() -> dict[str, Any]:
+    """Every trained part any family takes (``--autoencoder DIR``, ...), by option name."""
+    from genlab.models import FAMILIES, family_class
+
+    return {name: part for f in FAMILIES for name, part in family_class(f).parts.items()}
+
+
+def family_help(name: str) -> str:
+    """One family's --help section: what it is, its presets, its trained parts and every --set key."""
+    from genlab.config import describe_fields
+    from genlab.models import family_class
+    from genlab.train.config import TrainConfig
+
+    cls = family_class(name)
+    doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+    lines = [f"{name} ({cls.modality}): {doc[0] if doc else ''}", f"  presets: {', '.join(cls.presets) or 'none'}"]
+    lines += [f"  --{p.replace('_', '-')} DIR: {part.help}" for p, part in cls.parts.items()]
+    lines.append("  --set model keys (tiny preset's value where it sets one):")
+    lines += [f"    {line}" for line in describe_fields(cls.Config, cls.presets.get("tiny"))]
+    if not cls.trains_by_counting:
+        lines.append("  --set trainer keys:")
+        lines += [f"    {line}" for line in describe_fields(TrainConfig, cls.presets.get("tiny"))]
+    return "\n".join(lines)
+
+
+def registry_help() -> str:
+    """The families section of ``genlab train --help``, generated from the registry and the config dataclasses."""
+    from genlab.config import describe_fields
+    from genlab.models import DEFAULT_FAMILY, FAMILIES, families_for, family_class
+    from genlab.train.config import TrainConfig
+
+    lines = ["families (genlab train KIND --model FAMILY; --model F --help shows F's presets and keys alone):"]
+    for kind, default in DEFAULT_FAMILY.items():
+        lines.append(f"  {kind}: {', '.join(families_for(kind))} (default {default})")
+    lines.append("--set model keys, by family (key: type = default):")
+    for name in FAMILIES:
+        keys = ", ".join(line.split(" = ")[0] for line in describe_fields(family_class(name).Config))
+        lines.append(f"  {name}: {keys}")
+    lines.append("--set trainer keys (every family the Trainer trains):")
+    lines += [f"  {line}" for line in describe_fields(TrainConfig)]
+    return "\n".join(lines)
+
+
+class _Help(argparse.Action):
+    """-h/--help: the whole verb's help, or with --model F (or `genlab train F`) before it, F's alone."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show this help and exit")
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option=None
+    ) -> None:  # noqa: ANN001
+        from genlab.models import FAMILIES
+
+        what, model = getattr(namespace, "modality", None), getattr(namespace, "model", None)
+        name = model or (what if what in FAMILIES else None)
+        if name in FAMILIES:
+            parser.epilog = family_help(name)
+        else:
+            parser.epilog = (parser.epilog or "") + "\n" + registry_help()
+        parser.print_help()
+        parser.exit()
+
+
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a model on your data or a bundled set",
         formatter_class=Formatter,
+        add_help=False,
         description="Train a model and save a checkpoint directory (config.json, model.safetensors, tokenizer.json, "
         "metrics.jsonl, train_state.pt). Progress shows loss, speed and ETA; Ctrl-C saves a checkpoint that "
         "--resume continues exactly.",
@@ -109,31 +176,22 @@ def add_train(sub: argparse._SubParsersAction) -> None:
   genlab train segment --data ~/masks --size 64 --set rounds=8 --out runs/my-seg   # images/ + masks/ (docs/segment.md)
   torchrun --nproc_per_node 2 -m genlab train text ...  # data parallel on several processes/GPUs
 
-families: text gpt (decoder-only transformer), lstm (recurrent), ngram (counts with Kneser-Ney or Witten-Bell
-smoothing); image diffusion (DDPM UNet; class-conditional when the data has labels), classifier (p(y|x), clean or
-noisy images); segment sam (Segment-Anything-style: image encoder, prompt encoder, two-way mask decoder).
---set takes any model field (gpt: block_size n_layer n_head n_embd dropout bias; lstm: block_size n_layer n_embd
-n_hidden dropout; ngram: order smoothing discount; diffusion: image_size base_channels channel_mult num_res_blocks
-attn_resolutions dropout cond_drop timesteps schedule prediction num_classes; classifier: base_channels channel_mult
-num_res_blocks dropout noisy; sam: image_size stage_channels encoder_dim encoder_depth prompt_dim decoder_depth mask_upscale
-rounds masks_per_image box_prob max_objects part_prob) or trainer field (steps batch_size accumulate lr min_lr warmup weight_decay beta1 beta2
-grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_budget precision compile seed).
 """,
     )
+    p.__class__ = _TrainParser  # adds every family's --PART DIR options when `genlab train` itself is parsed
+    p.add_argument("-h", "--help", action=_Help)
     p.add_argument(
         "modality",
-        choices=["text", "image", "features", "autoencoder", "clip", "attributes", "text2image", "segment"],
-        help="text: language models; image: diffusion (or --model classifier); the text-to-image pipeline: features "
-        "(contrastive, for the perceptual loss), autoencoder, clip, text2image; attributes (a judge for shapes); segment: promptable segmentation (Segment-Anything style)",
+        metavar="KIND",
+        help="what to train: a kind of data (text, image, segment; --model picks the family) or a family by name "
+        "(features, autoencoder, clip, text2image, attributes, ...): see the families below",
     )
     p.add_argument(
         "--data",
         help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes; segment: shapes, blobs, or a folder with images/ and masks/",
     )
     p.add_argument("--out", required=True, help="run directory (the checkpoint is written here)")
-    p.add_argument(
-        "--model", help="family: text gpt (default), lstm, ngram; image diffusion (default), classifier; segment sam"
-    )
+    p.add_argument("--model", metavar="FAMILY", help="the family to train (default: the kind's; see below)")
     p.add_argument("--preset", default="tiny", help="size preset: tiny (CPU, minutes), small (CPU, ~hour), base (GPU)")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
     p.add_argument("--time-budget", type=float, dest="time_budget", help="stop after this many seconds")
@@ -145,21 +203,17 @@ grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_bud
     p.add_argument("--vocab-size", type=int, default=1024, dest="vocab_size", help="text: BPE vocabulary size")
     p.add_argument("--size", type=int, help="image: training size in pixels (default: the preset's)")
     p.add_argument("--strict", action="store_true", help="image: an unreadable file is an error, not skipped")
-    p.add_argument("--autoencoder", metavar="DIR", help="text2image: the trained autoencoder whose latents it models")
-    p.add_argument("--text-encoder", metavar="DIR", dest="text_encoder", help="text2image: the trained CLIP")
     p.add_argument(
-        "--perceptual",
-        metavar="DIR",
-        help="autoencoder: feature network for the perceptual loss (default: the shipped features-shapes)",
-    )
-    p.add_argument(
-        "--val-fraction", type=float, dest="val_fraction", help="held out: text its last 10%%, images a random 20%%"
+        "--val-fraction",
+        type=float,
+        dest="val_fraction",
+        help="held out (0 trains on everything): text its last 10%%, images a random 20%%, masks 10%%",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument(
         "--init",
         metavar="DIR",
-        help="image families: start a new run from this checkpoint's weights and model config (fine-tuning); "
+        help="image families except clip/text2image: start a new run from this checkpoint's weights and model config (fine-tuning); "
         "--set may change fields that keep the weights' shapes, e.g. autoencoder: --set train_encoder=false "
         "fine-tunes the decoder alone, so a text2image model trained on its latents keeps working",
     )
@@ -167,3 +221,16 @@ grad_clip ema eval_every eval_batches sample_every log_every ckpt_every time_bud
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_train)
+
+
+class _TrainParser(argparse.ArgumentParser):
+    """The train verb's parser: the options of the families' trained parts (``--autoencoder DIR``, ...) are added
+    from the registry when it parses, so ``genlab --help`` and the other verbs need not import the families."""
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201
+        if not getattr(self, "parts_added", False):
+            self.parts_added = True
+            group = self.add_argument_group("trained parts a family is built from")
+            for name, part in _all_parts().items():
+                group.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="DIR", help=part.help)
+        return super().parse_known_args(args, namespace)

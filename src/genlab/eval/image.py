@@ -91,15 +91,12 @@ def evaluate_image_model(
     progress: bool = True,
     **controls: Any,
 ) -> dict[str, Any]:
-    """Held-out denoising loss on ``reference`` (an ImageSet); with ``fid_samples`` > 0 also FID/KID against it
+    """The family's held-out figures on ``reference`` (an ImageSet; diffusion: the denoising loss); with
+    ``fid_samples`` > 0 also FID/KID against it
     with Inception features and/or the features of ``judge`` (a clean-image classifier), and the class accuracy of
     the samples as ``judge`` sees them. ``controls`` go to the sampler (guidance included)."""
-    from genlab.train.image import diffusion_val_loss
-
-    figures: dict[str, Any] = {
-        "reference_images": len(reference),
-        "val_loss": diffusion_val_loss(model, reference, 20, 64),
-    }
+    figures: dict[str, Any] = {"reference_images": len(reference)}
+    figures |= model.evaluate(reference, batches=20, batch_size=64)
     if fid_samples <= 0:
         return figures
     samples, labels, rate = generate_for_eval(model, fid_samples, seed=seed, progress=progress, **controls)

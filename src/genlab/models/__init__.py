@@ -26,17 +26,27 @@ FAMILIES: dict[str, str] = {
 }
 
 
-def get_family(name: str, modality: str | tuple[str, ...] | None = None) -> type:
-    """The model class registered as ``name`` (of ``modality``, if given); a clear error lists the valid names."""
-    wanted = (modality,) if isinstance(modality, str) else modality
-    valid = [f for f in FAMILIES if wanted is None or family_modality(f) in wanted]
-    if name not in FAMILIES or name not in valid:
-        what = f"{'/'.join(wanted)} family" if wanted else "family"
-        raise GenlabError(f"unknown {what} {name!r}; choose one of: {', '.join(valid)}")
+#: what ``genlab train KIND`` trains when no --model is given
+DEFAULT_FAMILY: dict[str, str] = {"text": "gpt", "image": "diffusion", "segment": "sam"}
+
+
+def family_class(name: str) -> type:
+    """The class registered as ``name`` (imported on first use)."""
     module, cls = FAMILIES[name].split(":")
     return getattr(importlib.import_module(module), cls)
 
 
-def family_modality(name: str) -> str:
-    module, cls = FAMILIES[name].split(":")
-    return getattr(importlib.import_module(module), cls).modality
+def families_for(kind: str | None) -> list[str]:
+    """The families ``genlab train KIND`` can train: those of that modality or trained on that kind of data (or the
+    family of that name)."""
+    return [f for f in FAMILIES if kind in (None, f, family_class(f).modality, family_class(f).trains_on)]
+
+
+def get_family(name: str, kind: str | None = None) -> type:
+    """The model class registered as ``name`` (one ``genlab train KIND`` trains, if ``kind`` is given); a clear
+    error lists the valid names."""
+    valid = families_for(kind)
+    if name not in valid:
+        what = f"{kind} family" if kind else "family"
+        raise GenlabError(f"unknown {what} {name!r}; choose one of: {', '.join(valid)}")
+    return family_class(name)

@@ -9,6 +9,7 @@ cross-entropies.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +17,8 @@ from torch import nn
 
 from genlab.data.shapes import ATTRIBUTES
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel
 from genlab.models.diffusion import parse_ints
+from genlab.models.image import EVAL_IMAGES, ImageModel
 from genlab.nn.convnet import ConvTrunk
 
 
@@ -34,7 +35,7 @@ class AttributesConfig:
         parse_ints(self.channel_mult, "channel_mult")
 
 
-class ShapeAttributes(GenerativeModel):
+class ShapeAttributes(ImageModel):
     family = "attributes"
     modality = "classifier"
     Config = AttributesConfig
@@ -72,6 +73,15 @@ class ShapeAttributes(GenerativeModel):
             eval_every=2000,
         ),
     }
+
+    needs = "attributes"
+
+    def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, float]:
+        """Held-out accuracy of each attribute."""
+        pred = self.predict((val.images[:EVAL_IMAGES] + 1) / 2)
+        return {
+            f"val_{k}_accuracy": (p == val.attributes[k][:EVAL_IMAGES]).float().mean().item() for k, p in pred.items()
+        }
 
     def __init__(self, config: AttributesConfig) -> None:
         super().__init__(config)

@@ -15,14 +15,17 @@ it sees the reconstruction detached, so each loss only reaches its own network.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, Optim, Part, TrainingData
 from genlab.models.diffusion import parse_ints
+from genlab.models.image import EVAL_IMAGES, ImageModel, write_grid
 from genlab.nn.unet import ResBlock, group_norm
 
 
@@ -117,7 +120,7 @@ class PatchCritic(nn.Module):
         return self.net(x)
 
 
-class Autoencoder(GenerativeModel):
+class Autoencoder(ImageModel):
     family = "autoencoder"
     modality = "autoencoder"
     Config = AutoencoderConfig
@@ -165,6 +168,55 @@ class Autoencoder(GenerativeModel):
         ),
     }
 
+    parts = {
+        "perceptual": Part(
+            "features",
+            "feature network for the perceptual loss (default: the shipped features-shapes)",
+            default="features",
+            on_resume=True,
+            needed=lambda c: c.perceptual_weight > 0,
+        )
+    }
+
+    # --- training hooks ----------------------------------------------------------------------------
+    @classmethod
+    def build(cls, config: Any, data: TrainingData, parts: dict[str, GenerativeModel]) -> Autoencoder:
+        model = super().build(config, data, parts)
+        if "perceptual" in parts:
+            model.attach_perceptual(parts["perceptual"])
+        return model
+
+    @classmethod
+    def rebuild(cls, config: Any, directory: Path, parts: dict[str, GenerativeModel]) -> Autoencoder:
+        model = super().rebuild(config, directory, parts)
+        if "perceptual" in parts:
+            model.attach_perceptual(parts["perceptual"])
+        return model
+
+    def optimizers(self) -> dict[str, Optim]:
+        """The autoencoder and its PatchGAN critic step separately, each with its own AdamW state."""
+        trainable = [p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("critic.")]
+        return {"model": Optim(trainable), "critic": Optim(list(self.critic.parameters()))}
+
+    def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, float]:
+        """PSNR and SSIM (on [0, 1] images) and L1 of held-out reconstructions through the latent mean."""
+        from genlab.eval.fidelity import batch_ssim, psnr
+
+        x = (val.images[:EVAL_IMAGES] + 1) / 2
+        rec = self.reconstruct(x)
+        return {
+            "val_psnr": psnr(rec.numpy(), x.numpy()),
+            "val_ssim": batch_ssim(rec.numpy(), x.numpy()),
+            "val_l1": (rec - x).abs().mean().item(),
+        }
+
+    def preview(self, path: Path, val: Any, seed: int) -> Path:
+        """Held-out images (odd rows) above their reconstructions (even rows)."""
+        x = (val.images[:32] + 1) / 2
+        rec = self.reconstruct(x)
+        rows = torch.cat([torch.stack([x[i : i + 8], rec[i : i + 8]]) for i in range(0, 32, 8)]).flatten(0, 1)
+        return write_grid(path, rows, 8, self.config.image_size, fill=64)
+
     def __init__(self, config: AutoencoderConfig) -> None:
         super().__init__(config)
         config.validate()
@@ -198,6 +250,12 @@ class Autoencoder(GenerativeModel):
         return self.decoder(z)
 
     def loss(self, batch: tuple[torch.Tensor, object]) -> torch.Tensor:
+        return sum(self.losses(batch).values())
+
+    def losses(self, batch: tuple[torch.Tensor, object]) -> dict[str, torch.Tensor]:
+        """``model``: L1 + perceptual + KL (+ the adversarial term once the critic has started); ``critic``: the
+        hinge loss of the PatchGAN on real images and detached reconstructions. The critic is frozen while the
+        adversarial term is computed, so each loss reaches only its own optimizer's parameters."""
         x = batch[0]
         c = self.config
         with torch.set_grad_enabled(c.train_encoder and torch.is_grad_enabled()):
@@ -219,8 +277,8 @@ class Autoencoder(GenerativeModel):
             gen_loss = -self.critic(rec).mean()
             self.critic.requires_grad_(True)
             critic_loss = F.relu(1 - self.critic(x)).mean() + F.relu(1 + self.critic(rec.detach())).mean()
-            loss = loss + c.disc_weight * gen_loss + critic_loss
-        return loss
+            return {"model": loss + c.disc_weight * gen_loss, "critic": critic_loss}
+        return {"model": loss}
 
     @torch.no_grad()
     def reconstruct(self, images01: torch.Tensor, batch_size: int = 128) -> torch.Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ from torch import nn
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel
 from genlab.models.diffusion import parse_ints
+from genlab.models.image import EVAL_SEED, ImageModel
 from genlab.nn.unet import ResBlock, group_norm, timestep_embedding
 from genlab.sampling import diffusion as S
 
@@ -47,7 +49,7 @@ class ClassifierConfig:
             raise GenlabError("classifier: the data needs at least two classes (labels from sub-folder names)")
 
 
-class ImageClassifier(GenerativeModel):
+class ImageClassifier(ImageModel):
     family = "classifier"
     modality = "classifier"
     Config = ClassifierConfig
@@ -89,6 +91,26 @@ class ImageClassifier(GenerativeModel):
             eval_every=1000,
         ),
     }
+
+    needs = "labels"
+
+    def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, float]:
+        """Held-out accuracy on clean images (and, for a noisy classifier, the loss over random noise levels)."""
+        preds, _ = self.predict((val.images + 1) / 2)
+        out = {"val_accuracy": (preds == val.labels).float().mean().item()}
+        if self.config.noisy:
+            g = torch.Generator().manual_seed(EVAL_SEED)
+            t = torch.randint(0, self.config.timesteps, (len(val),), generator=g)
+            x_t = S.add_noise(val.images, torch.randn(val.images.shape, generator=g), t, self.alphas_cumprod.cpu())
+            logits = torch.cat(
+                [
+                    self.logits(x_t[i : i + 256].to(self.device), t[i : i + 256].to(self.device)).cpu()
+                    for i in range(0, len(val), 256)
+                ]
+            )
+            out["val_noisy_loss"] = F.cross_entropy(logits, val.labels).item()
+            out["val_noisy_accuracy"] = (logits.argmax(-1) == val.labels).float().mean().item()
+        return out
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__(config)

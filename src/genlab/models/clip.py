@@ -16,6 +16,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,9 @@ from torch import nn
 
 from genlab.data.tokenizers import BPETokenizer, Tokenizer, load_tokenizer, save_tokenizer
 from genlab.errors import GenlabError, GenlabWarning
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
 from genlab.models.diffusion import parse_ints
+from genlab.models.image import EVAL_IMAGES, ImageModel
 from genlab.nn.convnet import ConvTrunk
 from genlab.nn.transformer import Block
 
@@ -56,7 +58,7 @@ class TextFeatures:
     pooled: torch.Tensor  # B×E unit vectors in the joint space
 
 
-class CLIP(GenerativeModel):
+class CLIP(ImageModel):
     family = "clip"
     modality = "clip"
     Config = CLIPConfig
@@ -103,6 +105,39 @@ class CLIP(GenerativeModel):
             eval_every=5000,
         ),
     }
+
+    needs = "captions"
+    fine_tunes = False  # its tokenizer comes with the data
+
+    # --- training hooks: a BPE tokenizer trained on the captions; held-out retrieval and zero-shot accuracy -----
+    @classmethod
+    def prepare_data(
+        cls, source: str, config: Any, options: TrainOptions, parts: dict[str, GenerativeModel]
+    ) -> TrainingData:
+        data = super().prepare_data(source, config, options, parts)
+        if options.resume_from is None:
+            tok = caption_tokenizer([c for c in data.train.captions or [] if c])
+            config.vocab_size = tok.vocab_size
+            data.cache["tokenizer"] = tok
+        return data
+
+    @classmethod
+    def build(cls, config: Any, data: TrainingData, parts: dict[str, GenerativeModel]) -> CLIP:
+        config.validate()
+        return cls(config, data.cache["tokenizer"])
+
+    def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, float]:
+        """Held-out image→caption retrieval accuracy among 128 candidates, and zero-shot accuracy on the class
+        names."""
+        n = min(len(val), 128)
+        img = self.encode_image(val.images[:n].to(self.device))
+        txt = self.encode_text(val.captions[:n]).pooled
+        hits = (img @ txt.T).argmax(-1).tolist()  # a duplicate caption counts as a hit
+        out = {"val_retrieval_top1": sum(val.captions[h] == val.captions[i] for i, h in enumerate(hits)) / n}
+        if val.labels is not None and val.class_names:
+            probs = self.zero_shot((val.images[:EVAL_IMAGES] + 1) / 2, [f"a {c}" for c in val.class_names])
+            out["val_zero_shot_accuracy"] = (probs.argmax(-1) == val.labels[:EVAL_IMAGES]).float().mean().item()
+        return out
 
     def __init__(self, config: CLIPConfig, tokenizer: Tokenizer | None = None) -> None:
         super().__init__(config)

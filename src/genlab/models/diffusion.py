@@ -14,12 +14,15 @@ Inference: the samplers of :mod:`genlab.sampling.diffusion` (DDPM ancestral, DDI
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel
+from genlab.models.image import EVAL_SEED, ImageModel, write_grid
 from genlab.nn.unet import UNet
 from genlab.sampling import diffusion as S
 
@@ -69,7 +72,7 @@ class DiffusionConfig:
             raise GenlabError("diffusion: timesteps must be at least 2")
 
 
-class DiffusionModel(GenerativeModel):
+class DiffusionModel(ImageModel):
     family = "diffusion"
     modality = "image"
     Config = DiffusionConfig
@@ -124,6 +127,34 @@ class DiffusionModel(GenerativeModel):
             sample_every=5000,
         ),
     }
+
+    condition = "class"
+    sampling_controls = frozenset(
+        {"sampler", "steps", "eta", "spacing", "variance", "guidance", "classifier", "classifier_scale", "progress"}
+    )
+
+    # --- training hooks: held-out denoising loss; a grid of samples ------------------------------------------
+    def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, float]:
+        """Mean denoising loss on held-out images at fixed random (t, ε): comparable from one evaluation to the
+        next."""
+        g = torch.Generator(device=self.device).manual_seed(EVAL_SEED)
+        total, n = 0.0, 0
+        for i in range(0, min(len(val), batches * batch_size), batch_size):
+            x = val.images[i : i + batch_size].to(self.device)
+            y = val.labels[i : i + batch_size].to(self.device) if val.labels is not None else None
+            total += self.loss((x, y), generator=g).item() * x.shape[0]
+            n += x.shape[0]
+        return {"val_loss": total / n}
+
+    def preview(self, path: Path, val: Any, seed: int, *, steps: int = 50, per_class: int = 8) -> Path:
+        """A grid from DDIM: one row per class (up to 10) or 8×8 unconditional samples."""
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        if self.conditional:
+            classes = torch.arange(min(self.config.num_classes, 10)).repeat_interleave(per_class)
+            return write_grid(
+                path, self.sample(len(classes), classes, generator=g, steps=steps), per_class, self.config.image_size
+            )
+        return write_grid(path, self.sample(64, generator=g, steps=steps), 8, self.config.image_size)
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)

@@ -13,14 +13,15 @@ every stage, squared differences, averaged; no learned weights).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel
 from genlab.models.diffusion import parse_ints
+from genlab.models.image import EVAL_IMAGES, EVAL_SEED, ImageModel
 from genlab.nn.convnet import ConvTrunk
 
 
@@ -40,7 +41,7 @@ class FeaturesConfig:
             raise GenlabError("features: crop_scale must be in [0.1, 1] and temperature positive")
 
 
-class FeatureNet(GenerativeModel):
+class FeatureNet(ImageModel):
     family = "features"
     modality = "features"
     Config = FeaturesConfig
@@ -80,6 +81,11 @@ class FeatureNet(GenerativeModel):
             eval_every=2000,
         ),
     }
+
+    def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, float]:
+        """The contrastive loss on held-out images, with the same random views at every evaluation."""
+        torch.manual_seed(EVAL_SEED)  # on the Trainer's forked RNG: training randomness is untouched
+        return {"val_loss": self.loss((val.images[:EVAL_IMAGES].to(self.device), None, None)).item()}
 
     def __init__(self, config: FeaturesConfig) -> None:
         super().__init__(config)

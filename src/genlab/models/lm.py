@@ -8,19 +8,25 @@ A family provides three things and inherits the rest (loss, sampling, log-likeli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from genlab.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
+from genlab.data.text import TokenBatches, load_text, split_text
+from genlab.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer, train_tokenizer
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
 
 
 class LanguageModel(GenerativeModel):
     modality = "text"
+    trains_on = "text"
+    unit = "tok"
+    val_fraction = 0.1
+    sampling_controls = frozenset({"max_tokens", "temperature", "top_k", "top_p", "stop", "on_text", "cache"})
 
     def __init__(self, config: Any, tokenizer: Tokenizer | None = None) -> None:
         super().__init__(config)
@@ -45,6 +51,54 @@ class LanguageModel(GenerativeModel):
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         """``B×T`` token ids → ``B×T×V`` next-token logits (neural families)."""
         raise NotImplementedError
+
+    # --- training hooks: a corpus, split by position; a tokenizer trained on its first part ------------
+    @classmethod
+    def prepare_data(
+        cls, source: str, config: Any, options: TrainOptions, parts: dict[str, GenerativeModel]
+    ) -> TrainingData:
+        text = load_text(source)
+        fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
+        train_part, val_part = split_text(text, fraction)
+        if options.resume_from is not None:
+            tok = load_tokenizer(options.resume_from)
+        else:
+            tok = train_tokenizer(options.tokenizer, train_part, options.vocab_size)
+        config.vocab_size = tok.vocab_size
+        ids = torch.tensor(tok.encode(train_part), dtype=torch.long)
+        val_ids = torch.tensor(tok.encode(val_part), dtype=torch.long) if val_part else torch.zeros(0, dtype=torch.long)
+        describe = (
+            f"{len(text):,} characters, {ids.numel():,} training tokens, {val_ids.numel():,} held out; "
+            f"vocabulary {tok.vocab_size} ({tok.kind})"
+        )
+        cache = {"tokenizer": tok, "train_ids": ids, "val_text": val_part}
+        return TrainingData(ids, val_ids, describe, {"tokenizer": tok.kind}, cache)
+
+    @classmethod
+    def build(cls, config: Any, data: TrainingData, parts: dict[str, GenerativeModel]) -> LanguageModel:
+        return cls(config, data.cache["tokenizer"])
+
+    def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
+        return TokenBatches(data.train, block_size=self.config.block_size, batch_size=batch_size, seed=seed, rank=rank)
+
+    def items_per_batch(self, batch_size: int) -> int:
+        return batch_size * self.config.block_size
+
+    def evaluate(self, val: torch.Tensor, *, batches: int = 20, batch_size: int = 64) -> dict[str, Any]:
+        """nanoGPT's estimator of the held-out loss: random windows, context growing from zero."""
+        from genlab.eval.text import mean_block_loss
+
+        block = self.config.block_size
+        if val.numel() < block + 2:
+            return {}
+        return {"val_loss": mean_block_loss(self, val, block_size=block, batches=batches, batch_size=batch_size)}
+
+    def final_figures(self, data: TrainingData, evals: dict[str, Any]) -> dict[str, Any]:
+        """Every held-out token scored with all the context the model uses (``genlab eval text``'s figures)."""
+        from genlab.eval.text import evaluate_text
+
+        text = data.cache["val_text"]
+        return evaluate_text(self, text) if text and data.val.numel() >= 2 else {}
 
     # --- shared --------------------------------------------------------------------------------
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

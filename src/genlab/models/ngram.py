@@ -29,6 +29,7 @@ import torch
 
 from genlab.data.tokenizers import Tokenizer
 from genlab.errors import GenlabError
+from genlab.models.base import TrainingData
 from genlab.models.lm import LanguageModel
 
 
@@ -70,6 +71,10 @@ class NGramLM(LanguageModel):
         self._orders: list[_Order] = []
 
     # --- training by counting ------------------------------------------------------------------
+    def fit_data(self, data: TrainingData) -> None:
+        self.fit(data.train.numpy())
+        data.run["counts"] = int(data.train.numel())
+
     def fit(self, ids: Any) -> None:
         """Count every k-gram (k = 1 … order) of the token sequence ``ids`` and build the estimates."""
         t = np.asarray(ids, dtype=np.int64)

@@ -22,20 +22,24 @@ Symbols: S image side, h = S / stride the embedding side, m = ``mask_upscale``·
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from genlab.errors import GenlabError
 from genlab.eval.segment import mask_iou
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
 from genlab.models.diffusion import parse_ints
 from genlab.segment.data import jitter_boxes, mask_boxes, random_clicks, random_points
 from genlab.segment.image_encoder import ImageEncoder, ImageFeatures
 from genlab.segment.mask_decoder import NUM_MULTIMASK, MaskDecoder
 from genlab.segment.prompt_encoder import FOREGROUND, NOT_A_POINT, PromptEncoder
 from genlab.segment.transformer import TwoWayTransformer
+
+VAL_SCENES = 200  # held-out generated images for the evaluation while training (about 700 object and part masks)
 
 
 @dataclass
@@ -118,6 +122,8 @@ class SamModel(GenerativeModel):
     family = "sam"
     modality = "segment"
     Config = SamConfig
+    trains_on = "segment"
+    unit = "img"
     presets = {
         # 64×64 shapes on a 2-core CPU in about an hour and a half (docs/segment.md, the shipped sam-shapes model)
         "tiny": dict(
@@ -342,6 +348,46 @@ class SamModel(GenerativeModel):
         if c.every_round_loss:
             return (total + later) / c.rounds
         return (total + later) / 2
+
+    # --- training hooks: masks from a generator or a folder; held-out mIoU for clicks and boxes --------------
+    @classmethod
+    def prepare_data(
+        cls, source: str, config: SamConfig, options: TrainOptions, parts: dict[str, GenerativeModel]
+    ) -> TrainingData:
+        from genlab.segment.data import mask_sources
+
+        train, val = mask_sources(
+            source,
+            size=config.image_size,
+            val_count=VAL_SCENES,
+            val_fraction=cls.val_fraction if options.val_fraction is None else options.val_fraction,
+            seed=options.seed,
+            strict=options.strict,
+            max_objects=config.max_objects,
+            part_prob=config.part_prob,
+        )
+        held = sum(len(s.masks) for s in val.samples or [])
+        size = "an endless stream" if train.endless else f"{len(train)} images"
+        side = f"{config.image_size}×{config.image_size}"
+        return TrainingData(train, val, f"{source} at {side}, {size} for training; {len(val)} held out ({held} masks)")
+
+    def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
+        from genlab.segment.data import MaskBatches
+
+        c = self.config
+        return MaskBatches(
+            data.train, batch_size=batch_size, masks_per_image=c.masks_per_image, seed=seed, rank=rank,
+            augmentation=c.augment,
+        )  # fmt: skip
+
+    def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, Any]:
+        """Held-out mIoU after one click, three clicks and a box (SAM's interactive protocol)."""
+        from genlab.eval.segment import evaluate_prompts
+
+        if not len(val):
+            return {}
+        figures = evaluate_prompts(self, val.samples, clicks=(1, 3), batch_size=128)
+        return {k: v for k, v in figures.items() if k != "masks"}
 
     def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
         raise GenlabError("a segmentation model answers prompts: use genlab.SegmentPredictor or `genlab segment`")

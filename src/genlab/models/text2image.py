@@ -25,15 +25,28 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genlab.config import from_dict
+from genlab.config import from_dict, to_dict
 from genlab.data.tokenizers import load_tokenizer, save_tokenizer
 from genlab.errors import GenlabError
 from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, Part, TrainingData, load_state_strict
 from genlab.models.clip import CLIP, CLIPConfig, TextFeatures
 from genlab.models.diffusion import parse_ints
+from genlab.models.image import EVAL_IMAGES, EVAL_SEED, ImageModel, write_grid
 from genlab.nn.unet import UNet
 from genlab.sampling import diffusion as S
+
+#: prompts drawn every ``sample_every`` steps while a text-to-image model trains
+PREVIEW_PROMPTS = (
+    "a large red circle in the center",
+    "a small blue square at the top left",
+    "a medium green triangle at the bottom",
+    "a large yellow star at the right",
+    "a small purple diamond at the bottom right",
+    "a medium orange cross at the top",
+    "a large blue circle on a striped background",
+    "",
+)
 
 
 @dataclass
@@ -76,7 +89,7 @@ def fingerprint(model: torch.nn.Module, dtype: torch.dtype | None = None) -> str
     return h.hexdigest()[:16]
 
 
-class TextToImage(GenerativeModel):
+class TextToImage(ImageModel):
     family = "text2image"
     modality = "image"
     Config = TextToImageConfig
@@ -127,6 +140,81 @@ class TextToImage(GenerativeModel):
             sample_every=10000,
         ),
     }
+
+    needs = "captions"
+    fine_tunes = False  # its tokenizer and frozen parts come with the data and the parts
+    condition = "text"
+    sampling_controls = frozenset(
+        {"sampler", "steps", "eta", "spacing", "variance", "guidance", "negative_prompt", "progress"}
+    )
+    parts = {
+        "autoencoder": Part("autoencoder", "text2image: the trained autoencoder whose latents it models"),
+        "text_encoder": Part("clip", "text2image: the trained CLIP whose text tower conditions it"),
+    }
+
+    # --- training hooks: the frozen parts, the latent scale; held-out loss and a grid of preview prompts -------
+    @classmethod
+    def training_size(cls, config: TextToImageConfig, parts: dict[str, GenerativeModel]) -> int:
+        """The autoencoder's image size (a resumed run reads it from its own config)."""
+        return parts["autoencoder"].config.image_size if "autoencoder" in parts else config.autoencoder["image_size"]
+
+    @classmethod
+    def build(cls, config: TextToImageConfig, data: TrainingData, parts: dict[str, GenerativeModel]) -> TextToImage:
+        """The UNet around the frozen ``parts``; s = 1 / std of the training images' latents."""
+        ae, clip = parts["autoencoder"], parts["text_encoder"]
+        images = data.train.images
+        if ae.config.channels != images.shape[1]:
+            raise GenlabError(
+                f"the autoencoder works on {ae.config.channels}-channel images, the data has {images.shape[1]}"
+            )
+        with torch.no_grad():
+            z = torch.cat([ae.encode(images[i : i + 256]) for i in range(0, min(len(images), 2048), 256)])
+        config.latent_scale = float(1.0 / z.std())
+        config.autoencoder, config.text_encoder = to_dict(ae.config), to_dict(clip.config)
+        config.autoencoder_fingerprint, config.text_encoder_fingerprint = fingerprint(ae), fingerprint(clip)
+        config.validate()
+        model = cls(config)
+        model.autoencoder.load_state_dict(ae.state_dict())
+        model.clip.load_state_dict(clip.state_dict())
+        model.clip.tokenizer = clip.tokenizer
+        return model
+
+    @classmethod
+    def rebuild(cls, config: TextToImageConfig, directory: Path, parts: dict[str, GenerativeModel]) -> TextToImage:
+        model = cls(config)  # the parts' weights come with the training state: no fingerprint check yet
+        model.clip.tokenizer = load_tokenizer(directory)
+        return model
+
+    def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, float]:
+        torch.manual_seed(EVAL_SEED)  # on the Trainer's forked RNG: the same t, ε and dropout at every evaluation
+        x = val.images[:EVAL_IMAGES].to(self.device)
+        return {"val_loss": self.loss((x, None, val.captions[:EVAL_IMAGES])).item()}
+
+    def preview(self, path: Path, val: Any, seed: int, *, steps: int = 50, guidance: float = 3.0) -> Path:
+        """One row per preview prompt, four samples each."""
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        prompts = [p for p in PREVIEW_PROMPTS for _ in range(4)]
+        images = self.sample(len(prompts), prompts, generator=g, steps=steps, guidance=guidance)
+        return write_grid(path, images, 4, self.image_size, fill=64)
+
+    def replace_part(self, name: str, source: GenerativeModel, precision: torch.dtype) -> None:
+        """``genlab export --decoder AE``: put the decoder (and critic) of autoencoder ``source`` into the pipeline,
+        after checking that its encoder is the one the UNet's latents come from (compared at ``precision``, the
+        one this pipeline's weights were saved in)."""
+        if name != "decoder":
+            super().replace_part(name, source, precision)
+        ours, theirs = self.autoencoder.encoder.state_dict(), source.encoder.state_dict()
+        differ = [k for k in ours if k not in theirs or ours[k].shape != theirs[k].shape
+                  or not torch.equal(ours[k].to(precision), theirs[k].to(ours[k].device, precision))]  # fmt: skip
+        if differ:
+            raise GenlabError(
+                f"--decoder: its encoder is not this model's (first difference: {differ[0]}); fine-tune the "
+                "decoder from the model's own autoencoder with --init and --set train_encoder=false"
+            )
+        for part in ("decoder", "critic"):
+            state = getattr(source, part).state_dict()
+            load_state_strict(getattr(self.autoencoder, part), state, f"--decoder: its {part} does not fit")
+        self.config.autoencoder = to_dict(source.config)
 
     def __init__(self, config: TextToImageConfig) -> None:
         super().__init__(config)

@@ -85,28 +85,6 @@ def save_model(
     return d
 
 
-def load_state_strict(
-    model: torch.nn.Module,
-    state: dict[str, torch.Tensor],
-    what: str = "model.safetensors does not match config.json",
-) -> None:
-    """Load ``state`` into ``model``; tied aliases may be absent; any other mismatch is an error that starts
-    with ``what``."""
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1].strip()
-        raise GenlabError(f"{what}: {first}") from None
-    params = model.state_dict()
-    loaded = {(params[k].data_ptr(), tuple(params[k].shape)) for k in state if k in params}
-    missing = [k for k in missing if (params[k].data_ptr(), tuple(params[k].shape)) not in loaded]
-    if missing or unexpected:
-        parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + (
-            [f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []
-        )
-        raise GenlabError(f"{what}: {'; '.join(parts)}")
-
-
 def read_config(directory: str | Path) -> dict[str, Any]:
     """``config.json`` of a checkpoint directory, with clear errors for anything that is not one."""
     d = Path(directory)
@@ -210,28 +188,8 @@ def export_checkpoint(
     model = load_model(src)
     run = dict(cfg.get("run", {})) | {"exported_from": str(src), "export_dtype": dtype}
     if decoder is not None:
-        swap_decoder(model, decoder, dtypes[cfg.get("run", {}).get("export_dtype", "float32")])
+        part = load_model(decoder, task="autoencoder")
+        model.replace_part("decoder", part, dtypes[cfg.get("run", {}).get("export_dtype", "float32")])
         run["decoder_from"] = str(decoder)
-    if hasattr(model, "prepare_export"):  # a model whose config describes its weights (text2image's fingerprints)
-        model.prepare_export(dtypes[dtype])
+    model.prepare_export(dtypes[dtype])
     return save_model(model, dst, step=cfg.get("step"), run=run, dtype=dtypes[dtype])
-
-
-def swap_decoder(model: GenerativeModel, decoder: str | Path, precision: torch.dtype) -> None:
-    """Put the decoder (and critic) of autoencoder checkpoint ``decoder`` into text-to-image ``model``, after
-    checking that its encoder is the one the model's latents come from (compared at ``precision``)."""
-    if model.family != "text2image":
-        raise GenlabError(f"--decoder: only a text2image model has an autoencoder to swap, this is {model.family}")
-    ae = load_model(decoder, task="autoencoder")
-    ours, theirs = model.autoencoder.encoder.state_dict(), ae.encoder.state_dict()
-    differ = [k for k in ours if k not in theirs or ours[k].shape != theirs[k].shape
-              or not torch.equal(ours[k].to(precision), theirs[k].to(ours[k].device, precision))]  # fmt: skip
-    if differ:
-        raise GenlabError(
-            f"--decoder {decoder}: its encoder is not this model's (first difference: {differ[0]}); fine-tune the "
-            "decoder from the model's own autoencoder with --init and --set train_encoder=false"
-        )
-    for part in ("decoder", "critic"):
-        state = getattr(ae, part).state_dict()
-        load_state_strict(getattr(model.autoencoder, part), state, f"--decoder {decoder}: its {part} does not fit")
-    model.config.autoencoder = to_dict(ae.config)

@@ -11,7 +11,7 @@ from genlab.config import apply_overrides, field_names, from_dict
 from genlab.errors import GenlabError
 from genlab.models import get_family
 from genlab.train.checkpoint import CONFIG_FILE, STATE_FILE, read_config
-from genlab.train.trainer import TrainConfig
+from genlab.train.config import TrainConfig
 
 
 @dataclass
@@ -37,24 +37,28 @@ def resolve_configs(cls: type, preset: str, overrides: dict[str, Any]) -> tuple[
 def plan_run(
     out: Path,
     *,
-    modality: str | tuple[str, ...] | None,
+    modality: str | None,
     family: str,
     preset: str,
     overrides: dict[str, Any],
     resume: bool,
     init: Path | None = None,
+    size: int | None = None,
 ) -> RunPlan:
     """Configs for a new run in ``out`` (which must not hold one), or those of the run to resume there.
 
     On resume the model's shape is fixed; ``overrides`` may change trainer fields (steps, time budget, ...).
     With ``init`` (a checkpoint to fine-tune) the model config is that checkpoint's, then ``overrides``; the
-    trainer's is the preset's, then ``overrides``.
+    trainer's is the preset's, then ``overrides``. ``modality``: what ``genlab train`` was asked to train (a kind
+    of data or a family name), so a run of another kind is refused. ``size`` (``--size``) sets ``image_size`` for
+    families that have one.
     """
     if resume:
         if not (out / CONFIG_FILE).is_file() or not (out / STATE_FILE).is_file():
             raise GenlabError(f"{out}: nothing to resume ({STATE_FILE} is missing); start without --resume")
         saved = read_config(out)
         cls = get_family(saved["family"], modality)
+        overrides = _with_size(cls, overrides, size)
         mcfg = from_dict(cls.Config, saved["config"])
         run = saved.get("run", {})
         tcfg = from_dict(TrainConfig, run.get("train", {}))
@@ -69,6 +73,7 @@ def plan_run(
     if (out / CONFIG_FILE).exists() or (out / STATE_FILE).exists():
         raise GenlabError(f"{out} already holds a run; continue it with --resume or choose another --out")
     cls = get_family(family, modality)
+    overrides = _with_size(cls, overrides, size)
     mcfg, tcfg = resolve_configs(cls, preset, overrides)
     if init is not None:
         saved = read_config(init)
@@ -79,3 +84,10 @@ def plan_run(
         mcfg = from_dict(cls.Config, saved["config"])
         apply_overrides([mcfg], {k: v for k, v in overrides.items() if k in field_names(mcfg)})
     return RunPlan(cls, mcfg, tcfg, False, {}, set(overrides))
+
+
+def _with_size(cls: type, overrides: dict[str, Any], size: int | None) -> dict[str, Any]:
+    """``--size`` is the ``image_size`` of families that have one (others check it against their data)."""
+    if size is not None and "image_size" in field_names(cls.Config):
+        return {"image_size": size} | overrides
+    return overrides

@@ -31,76 +31,20 @@ from tqdm.auto import tqdm
 
 from genlab.config import to_dict
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, Optim, load_state_strict
 from genlab.train import distributed
 from genlab.train.checkpoint import (
     EMA_FILE,
-    load_state_strict,
     load_train_state,
     save_model,
     save_tensors,
     save_train_state,
     unique_state,
 )
+from genlab.train.config import TrainConfig, lr_at
 from genlab.train.ema import EMA
 
 METRICS_FILE = "metrics.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 2000  # optimizer steps
-    batch_size: int = 12  # examples per micro-batch (per process under torchrun)
-    accumulate: int = 1  # micro-batches per optimizer step
-    lr: float = 1e-3
-    min_lr: float = -1.0  # end of the cosine; < 0 means lr / 10
-    warmup: int = 100  # steps of linear warmup
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0  # max global gradient norm; 0 disables
-    ema: float = 0.0  # EMA decay (e.g. 0.999); 0 disables
-    eval_every: int = 250
-    eval_batches: int = 20
-    sample_every: int = 0  # write samples every N steps (families that draw images); 0 disables
-    log_every: int = 10
-    ckpt_every: int = 500
-    time_budget: float = 0.0  # seconds; > 0 stops then and shapes the cosine by elapsed time
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16  (auto: bf16/fp16 on CUDA, fp32 elsewhere)
-    compile: str = "auto"  # auto | on | off  (auto: on with CUDA)
-    seed: int = 0
-
-    def validate(self) -> None:
-        positive = ("steps", "batch_size", "accumulate", "eval_every", "eval_batches", "log_every", "ckpt_every")
-        if self.sample_every < 0:
-            raise GenlabError(f"sample_every={self.sample_every}: must be ≥ 0 (0 disables)")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise GenlabError(f"{name}={getattr(self, name)}: must be at least 1")
-        if self.lr <= 0:
-            raise GenlabError(f"lr={self.lr}: must be positive")
-        if self.warmup < 0 or self.grad_clip < 0 or self.time_budget < 0 or self.weight_decay < 0:
-            raise GenlabError("warmup, grad_clip, time_budget and weight_decay must be ≥ 0")
-        if not 0.0 <= self.ema < 1.0:
-            raise GenlabError(f"ema={self.ema}: must be in [0, 1) (0 disables)")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise GenlabError(f"precision={self.precision!r}: choose auto, fp32, bf16 or fp16")
-        if self.compile not in ("auto", "on", "off"):
-            raise GenlabError(f"compile={self.compile!r}: choose auto, on or off")
-
-    @property
-    def final_lr(self) -> float:
-        return self.min_lr if self.min_lr >= 0 else self.lr / 10
-
-
-def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
-    """Learning rate at ``step``: linear warmup, then cosine from ``lr`` to ``final_lr`` as
-    ``progress`` (fraction of the step or time budget used) goes to 1."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / (cfg.warmup + 1)
-    w = min(cfg.warmup / cfg.steps, 0.5)
-    q = min(max((progress - w) / (1.0 - w), 0.0), 1.0)
-    return cfg.final_lr + 0.5 * (1.0 + math.cos(math.pi * q)) * (cfg.lr - cfg.final_lr)
 
 
 @dataclass
@@ -133,9 +77,9 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(spec: Optim, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW; weight decay on ≥2-D tensors (matrices, embeddings), none on biases and norms."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = spec.params
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -197,7 +141,7 @@ class Trainer:
             keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if _step_of(ln) <= step]
             path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
 
-    def _save(self, step: int, elapsed: float, opt: torch.optim.Optimizer, ema: EMA | None) -> None:
+    def _save(self, step: int, elapsed: float, opts: dict[str, torch.optim.Optimizer], ema: EMA | None) -> None:
         if self.dist.is_main:
             run = self.run | {"train": to_dict(self.cfg), "elapsed_s": round(elapsed, 2)}
             save_model(self.model, self.out, step=step, run=run)
@@ -207,7 +151,7 @@ class Trainer:
                 "step": step,
                 "elapsed": elapsed,
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "optimizer": opt.state_dict(),
+                "optimizers": {name: opt.state_dict() for name, opt in opts.items()},
                 "ema": ema.state_dict() if ema is not None else None,
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -237,13 +181,21 @@ class Trainer:
         cfg, model, device = self.cfg, self.model, self.device
         self.out.mkdir(parents=True, exist_ok=True)
         model.to(device)
-        opt = make_optimizer(model, cfg, device)
+        specs = model.optimizers()
+        opts = {name: make_optimizer(spec, cfg, device) for name, spec in specs.items()}
         ema = self._ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
         step, elapsed = 0, 0.0
         if resume:
             state = load_train_state(self.out)
             load_state_strict(model, state["model"])
-            opt.load_state_dict(state["optimizer"])
+            saved = state.get("optimizers") or {"model": state.get("optimizer")}  # one optimizer before 0.2
+            if set(saved) != set(opts):
+                raise GenlabError(
+                    f"{self.out}: the training state has optimizers {', '.join(saved)}, this {model.family} model "
+                    f"trains with {', '.join(opts)}; start a new run"
+                )
+            for name, opt in opts.items():
+                opt.load_state_dict(saved[name])
             if ema is not None and state.get("ema"):
                 ema.load_state_dict(state["ema"])
             torch.set_rng_state(state["rng_cpu"])
@@ -282,36 +234,29 @@ class Trainer:
                 if cfg.time_budget > 0:
                     progress = max(progress, elapsed / cfg.time_budget)
                 lr = lr_at(cfg, step, progress)
-                for group in opt.param_groups:
-                    group["lr"] = lr
+                for name, opt in opts.items():
+                    for group in opt.param_groups:
+                        group["lr"] = lr * specs[name].lr_scale
                 total = torch.zeros((), device=device)
+                parts: dict[str, float] = {}
                 for micro in range(cfg.accumulate):
                     batch = to_device(self.batches(step * cfg.accumulate + micro), device)
                     sync = micro == cfg.accumulate - 1 or not self.dist.enabled
                     with contextlib.nullcontext() if sync else net.no_sync(), _autocast(device, amp_dtype):
-                        loss = net(batch)
+                        losses = net(batch)
+                        loss = sum(losses.values())
                     scaled = loss / cfg.accumulate
                     (scaler.scale(scaled) if scaler else scaled).backward()
                     total += loss.detach().float()
+                    if len(losses) > 1:  # several optimizers: show each one's loss too
+                        parts = {k: parts.get(k, 0.0) + v.item() / cfg.accumulate for k, v in losses.items()}
                 loss_value = total.item() / cfg.accumulate
                 if not math.isfinite(loss_value):
                     raise GenlabError(
                         f"the loss became {loss_value} at step {step + 1}; stopped without saving it "
                         f"(last checkpoint: step {last_saved}). Try a lower learning rate (--set lr=...)."
                     )
-                if scaler:
-                    scaler.unscale_(opt)
-                grad_norm = (
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-                    if cfg.grad_clip > 0
-                    else 0.0
-                )
-                if scaler:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                opt.zero_grad(set_to_none=True)
+                grad_norm = self._step(opts, specs, scaler)
                 if ema is not None:
                     ema.update(model)
                 step += 1
@@ -333,6 +278,7 @@ class Trainer:
                             f"{self.unit}_per_s": round(speed, 1),
                             "elapsed_s": round(now - start, 2),
                         }
+                        | {f"loss_{k}": round(v, 6) for k, v in parts.items()}
                     )
                 if self.evaluate is not None and step % cfg.eval_every == 0 and step < cfg.steps:
                     evals = self._run_eval(step)
@@ -342,7 +288,7 @@ class Trainer:
                 out_of_time = cfg.time_budget > 0 and elapsed >= cfg.time_budget
                 stop = distributed.any_true(self._interrupted or out_of_time, self.dist, device)
                 if stop or step % cfg.ckpt_every == 0 or step == cfg.steps:
-                    self._save(step, elapsed, opt, ema)
+                    self._save(step, elapsed, opts, ema)
                     last_saved = step
                 if stop:
                     stopped = "interrupted" if self._interrupted else "time"
@@ -356,6 +302,22 @@ class Trainer:
         if self.on_sample is not None and cfg.sample_every and step % cfg.sample_every and stopped != "interrupted":
             self._run_sample(step)
         return TrainResult(step, loss_value, time.perf_counter() - start, stopped, evals)
+
+    def _step(
+        self, opts: dict[str, torch.optim.Optimizer], specs: dict[str, Optim], scaler: torch.amp.GradScaler | None
+    ) -> float:
+        """Clip each optimizer's gradients (its own global norm) and step it; the first one's norm is logged."""
+        norms = []
+        for name, opt in opts.items():
+            if scaler:
+                scaler.unscale_(opt)
+            if self.cfg.grad_clip > 0:
+                norms.append(torch.nn.utils.clip_grad_norm_(specs[name].params, self.cfg.grad_clip).item())
+            (scaler.step if scaler else lambda o: o.step())(opt)
+            opt.zero_grad(set_to_none=True)
+        if scaler:
+            scaler.update()
+        return norms[0] if norms else 0.0
 
     def _averaged(self) -> contextlib.AbstractContextManager:
         return self._ema.applied(self.model) if self._ema is not None else contextlib.nullcontext()
@@ -383,7 +345,7 @@ class Trainer:
         with self._aside():
             evals = self.evaluate(self.model) if self.dist.is_main else {}
         self.model.train()
-        if self.dist.is_main:
+        if self.dist.is_main and evals:
             self._log({"step": step, **evals})
             shown = ", ".join(f"{k} {v:.4f}" for k, v in evals.items() if isinstance(v, float))
             tqdm.write(f"step {step}: {shown}", file=sys.stderr)

@@ -1,0 +1,167 @@
+"""``genlab train``: one recipe for every family — data → model → the Trainer → a checkpoint with held-out figures.
+
+What differs between families lives in the family's own file, behind the hooks of
+:class:`genlab.models.base.GenerativeModel`: ``prepare_data`` loads and splits ``--data``, ``build`` (or
+``rebuild`` on ``--resume``) makes the model from the data and its trained ``parts``, ``batches`` serves stateless
+micro-batches, ``evaluate`` and ``preview`` run along the way, ``final_figures`` closes the run. Families fit in
+closed form (``trains_by_counting``) are fitted and saved without the Trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from genlab.assets import default_model
+from genlab.errors import GenlabError
+from genlab.models import FAMILIES, family_class, get_family
+from genlab.models.base import GenerativeModel, TrainOptions, load_state_strict
+from genlab.runtime import best_device, seed_everything
+from genlab.train import distributed
+from genlab.train.checkpoint import load_model, save_model
+from genlab.train.runs import plan_run
+from genlab.train.trainer import METRICS_FILE, Trainer
+
+
+def train(
+    *,
+    family: str,
+    data: str | None,
+    out: str | Path,
+    modality: str | tuple[str, ...] | None = None,
+    preset: str = "tiny",
+    overrides: dict[str, Any] | None = None,
+    options: TrainOptions | None = None,
+    parts: dict[str, str | None] | None = None,
+    resume: bool = False,
+    init: str | Path | None = None,
+    device: str | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train a model of ``family`` on ``data`` into the run directory ``out`` and return its summary.
+
+    ``overrides`` may set any model or trainer field (``steps``, ``seed``, ``time_budget`` included); ``options``
+    carry the data options (``--size``, ``--tokenizer``, ...); ``parts`` name the trained checkpoints the family
+    needs (``--autoencoder DIR``, ...). ``init``: a checkpoint of the same family whose weights (and model config)
+    the run starts from — fine-tuning; ``overrides`` may change fields that keep the weights' shapes.
+    """
+    out = Path(out)
+    overrides = dict(overrides or {})
+    options = options or TrainOptions()
+    if init is not None and (resume or not get_family(family, modality).fine_tunes):
+        able = ", ".join(f for f in FAMILIES if family_class(f).fine_tunes)
+        raise GenlabError(
+            f"--init starts a new run from another checkpoint's weights: not with --resume, and only for {able}"
+        )
+    plan = plan_run(
+        out, modality=modality, family=family, preset=preset, overrides=overrides, resume=resume,
+        init=Path(init) if init is not None else None, size=options.size,
+    )  # fmt: skip
+    cls, mcfg, tcfg = plan.cls, plan.model_config, plan.train_config
+    if resume:
+        data = data or plan.saved.get("data")
+        saved_fraction = plan.saved.get("val_fraction")
+        if saved_fraction is not None:
+            options.val_fraction = saved_fraction
+    if data is None:
+        raise GenlabError(f"--data is required ({DATA_HELP.get(cls.modality, 'see genlab train --help')})")
+    say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    options.seed, options.explicit = tcfg.seed, frozenset(plan.explicit)
+    options.resume_from = out if resume else None
+    part_paths = resolve_parts(cls, mcfg, parts or {}, plan.saved, resume)
+    loaded = {name: load_model(path, task=cls.parts[name].task) for name, path in part_paths.items()}
+    dataset = cls.prepare_data(data, mcfg, options, loaded)
+    fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
+    run_info = {"data": str(data), "val_fraction": fraction} | dataset.run
+    run_info |= {name: str(path) for name, path in part_paths.items()}
+    say(f"data: {dataset.describe}")
+    if cls.trains_by_counting:
+        model = cls.build(mcfg, dataset, loaded)
+        model.fit_data(dataset)
+        save_model(model, out, run=run_info | dataset.run)
+        return _summary(model, out, dataset, "done", 0, float("nan"), {})
+
+    info, dev = distributed.setup(best_device(device))
+    seed_everything(tcfg.seed + info.rank)
+    model = cls.rebuild(mcfg, out, loaded) if resume else cls.build(mcfg, dataset, loaded)
+    if init is not None:
+        _load_init(model, Path(init))
+        run_info["init"] = str(init)
+    say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
+    held_out = len(dataset.val) > 0
+    trainer = Trainer(
+        model,
+        tcfg,
+        batches=model.batches(dataset, batch_size=tcfg.batch_size, seed=tcfg.seed, rank=info.rank),
+        out_dir=out,
+        evaluate=(lambda m: m.evaluate(dataset.val, batches=tcfg.eval_batches, batch_size=tcfg.batch_size))
+        if held_out
+        else None,
+        on_sample=(lambda m, step: m.preview(out / "samples" / f"step_{step:06d}.png", dataset.val, tcfg.seed))
+        if held_out and type(model).preview is not GenerativeModel.preview
+        else None,
+        items_per_batch=model.items_per_batch(tcfg.batch_size),
+        unit=cls.unit,
+        run=run_info,
+        device=dev,
+        dist=info,
+        quiet=quiet,
+    )
+    result = trainer.fit(resume=resume)
+    distributed.teardown(info)
+    if not info.is_main or result.stopped == "interrupted":
+        return {"out": str(out), "family": cls.family, "stopped": result.stopped, "step": result.step}
+    return _summary(model, out, dataset, result.stopped, result.step, result.loss, result.evals)
+
+
+DATA_HELP = {
+    "text": "a .txt file, a folder, a .jsonl file, or 'kjv'",
+    "segment": "shapes, blobs, or a folder with images/ and masks/",
+}
+
+
+def resolve_parts(
+    cls: type, config: Any, given: dict[str, str | None], saved: dict[str, Any], resume: bool
+) -> dict[str, str | Path]:
+    """The checkpoint directory of every part ``cls`` needs for this run: the one given, the one a resumed run
+    recorded, or the shipped default; a required part that is missing is an error naming its option."""
+    unknown = sorted(k for k, v in given.items() if v and k not in cls.parts)
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise GenlabError(f"{flags}: a {cls.family} model takes no such part")
+    paths: dict[str, str | Path] = {}
+    missing = []
+    for name, part in cls.parts.items():
+        if (part.needed is not None and not part.needed(config)) or (resume and not part.on_resume):
+            continue
+        path = given.get(name) or saved.get(name) or (default_model(part.default) if part.default else None)
+        if path is None:
+            missing.append(name)
+        else:
+            paths[name] = path
+    if missing:
+        flags = " and ".join(f"--{n.replace('_', '-')} DIR" for n in missing)
+        raise GenlabError(f"{cls.family} needs {flags} (train them first)")
+    return paths
+
+
+def _summary(
+    model: GenerativeModel, out: Path, dataset: Any, stopped: str, step: int, loss: float, evals: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``genlab train --json`` prints; a family's own closing figures are also appended to metrics.jsonl."""
+    held_out = model.final_figures(dataset, evals)
+    if held_out is not evals and held_out:
+        with open(out / METRICS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, "held_out": held_out}) + "\n")
+    summary = {"out": str(out), "family": model.family, "stopped": stopped, "step": step}
+    if not model.trains_by_counting:
+        summary["loss"] = loss
+    return summary | {"held_out": held_out}
+
+
+def _load_init(model: GenerativeModel, init: Path) -> None:
+    """Copy the weights of checkpoint ``init`` (its EMA weights where it kept them) into ``model``."""
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_model(init).state_dict().items()}
+    load_state_strict(model, state, f"--init {init}: its weights do not fit this model (did --set change its shape?)")
