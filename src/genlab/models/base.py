@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from genlab.errors import GenlabError
+
 
 class GenerativeModel(nn.Module):
     """A model of p(x | y).
@@ -63,8 +65,6 @@ class GenerativeModel(nn.Module):
 
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
         """Load tensors read from ``model.safetensors``; strict, with a clear error on mismatch."""
-        from genlab.train.checkpoint import load_state_strict
-
         load_state_strict(self, state)
 
     @property
@@ -80,3 +80,25 @@ class GenerativeModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"family={self.family}"
+
+
+def load_state_strict(
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    what: str = "model.safetensors does not match config.json",
+) -> None:
+    """Load ``state`` into ``model``; tied aliases may be absent; any other mismatch is an error that starts
+    with ``what``."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise GenlabError(f"{what}: {first}") from None
+    params = model.state_dict()
+    loaded = {(params[k].data_ptr(), tuple(params[k].shape)) for k in state if k in params}
+    missing = [k for k in missing if (params[k].data_ptr(), tuple(params[k].shape)) not in loaded]
+    if missing or unexpected:
+        parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + (
+            [f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []
+        )
+        raise GenlabError(f"{what}: {'; '.join(parts)}")

@@ -330,7 +330,7 @@ def _image_size(cls: type, mcfg: Any, parts: dict[str, str | None]) -> int:
         return mcfg.autoencoder["image_size"]
     if not parts.get("autoencoder"):
         raise GenlabError("text2image needs --autoencoder DIR and --text-encoder DIR (train them first)")
-    from genlab.train.checkpoint import read_config
+    from genlab.checkpoint import read_config
 
     return read_config(parts["autoencoder"])["config"]["image_size"]
 
@@ -350,7 +350,7 @@ def _rebuild(cls: type, mcfg: Any, out: Path) -> Any:
 
 def _load_init(model: Any, init: Path) -> None:
     """Copy the weights of checkpoint ``init`` (its EMA weights where it kept them) into ``model``."""
-    from genlab.train.checkpoint import load_model, load_state_strict
+    from genlab.checkpoint import load_model, load_state_strict
 
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_model(init).state_dict().items()}
     load_state_strict(model, state, f"--init {init}: its weights do not fit this model (did --set change its shape?)")

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from genlab.data.masks import MaskBatches, mask_sources
 from genlab.errors import GenlabError
 from genlab.eval.segment import evaluate_prompts
 from genlab.runtime import best_device, seed_everything
-from genlab.segment.data import MaskBatches, mask_sources
 from genlab.train import distributed
 from genlab.train.runs import plan_run
 from genlab.train.trainer import Trainer

@@ -9,13 +9,13 @@ from typing import Any
 
 import torch
 
+from genlab.checkpoint import save_model
 from genlab.data.text import TokenBatches, load_text, split_text
 from genlab.data.tokenizers import load_tokenizer, train_tokenizer
 from genlab.errors import GenlabError
 from genlab.eval.text import evaluate_text, mean_block_loss
 from genlab.runtime import best_device, seed_everything
 from genlab.train import distributed
-from genlab.train.checkpoint import save_model
 from genlab.train.runs import plan_run
 from genlab.train.trainer import METRICS_FILE, Trainer
 

@@ -29,11 +29,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genlab.config import to_dict
-from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel
-from genlab.train import distributed
-from genlab.train.checkpoint import (
+from genlab.checkpoint import (
     EMA_FILE,
     load_state_strict,
     load_train_state,
@@ -42,6 +38,10 @@ from genlab.train.checkpoint import (
     save_train_state,
     unique_state,
 )
+from genlab.config import to_dict
+from genlab.errors import GenlabError
+from genlab.models.base import GenerativeModel
+from genlab.train import distributed
 from genlab.train.ema import EMA
 
 METRICS_FILE = "metrics.jsonl"

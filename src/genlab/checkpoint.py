@@ -15,13 +15,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-import genlab
 from genlab.assets import default_model
 from genlab.config import from_dict, to_dict
 from genlab.errors import GenlabError
 from genlab.io import atomic_path, read_json, write_json
 from genlab.models import FAMILIES, get_family
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, load_state_strict
+from genlab.version import __version__
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -72,7 +72,7 @@ def save_model(
     save_tensors(unique_state(model, dtype), d / WEIGHTS_FILE, meta)
     model.save_extras(d)
     cfg: dict[str, Any] = {
-        "genlab_version": genlab.__version__,
+        "genlab_version": __version__,
         "family": model.family,
         "modality": model.modality,
         "config": to_dict(model.config),
@@ -83,28 +83,6 @@ def save_model(
         cfg["run"] = run
     write_json(d / CONFIG_FILE, cfg)
     return d
-
-
-def load_state_strict(
-    model: torch.nn.Module,
-    state: dict[str, torch.Tensor],
-    what: str = "model.safetensors does not match config.json",
-) -> None:
-    """Load ``state`` into ``model``; tied aliases may be absent; any other mismatch is an error that starts
-    with ``what``."""
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1].strip()
-        raise GenlabError(f"{what}: {first}") from None
-    params = model.state_dict()
-    loaded = {(params[k].data_ptr(), tuple(params[k].shape)) for k in state if k in params}
-    missing = [k for k in missing if (params[k].data_ptr(), tuple(params[k].shape)) not in loaded]
-    if missing or unexpected:
-        parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + (
-            [f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []
-        )
-        raise GenlabError(f"{what}: {'; '.join(parts)}")
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
