@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 import genlab
+from genlab.data.masks import blobs_sample, shapes_sample
 from genlab.eval.segment import evaluate_prompts, iou
 from genlab.segment.automatic import AutomaticMaskGenerator
-from genlab.segment.data import blobs_sample, shapes_sample
 
 HELD_OUT_STREAM = 100  # training draws stream 0 and monitors stream 1
 

@@ -20,9 +20,9 @@ import sys
 import torch
 
 import genlab
+from genlab.data.masks import shapes_sample
 from genlab.eval.segment import iou
 from genlab.segment.automatic import AutomaticMaskGenerator
-from genlab.segment.data import shapes_sample
 
 STREAMS = (107, 108)  # bench/segment.py draws 100 and 101; training 0, its monitoring 1
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import genlab
+from genlab.checkpoint import export_checkpoint, load_model, save_model
 from genlab.errors import GenlabError
 from genlab.io import atomic_path, write_json
-from genlab.train.checkpoint import export_checkpoint, load_model, save_model
 
 
 @pytest.mark.parametrize("family", ["gpt", "lstm", "ngram", "gpt-bpe"])

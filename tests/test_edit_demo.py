@@ -3,7 +3,7 @@
 import re
 
 from genlab.demo import SECTIONS
-from genlab.edit.demo import edit_section
+from genlab.demo.edit import edit_section
 
 
 def test_edit_section_writes_its_images(tmp_path):

@@ -14,7 +14,7 @@ from .test_cli import one_line_error
 def photo(tmp_path_factory):
     """A held-out shapes scene saved as RGB, grey and RGBA PNGs."""
     from genlab.data.images import write_image
-    from genlab.segment.data import shapes_sample
+    from genlab.data.masks import shapes_sample
 
     root = tmp_path_factory.mktemp("seg-images")
     s = shapes_sample(4040, 1, size=64, max_objects=3, part_prob=0.0)

@@ -3,8 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genlab.errors import GenlabError
-from genlab.segment.data import (
+from genlab.data.masks import (
     MaskBatches,
     MaskSource,
     augment,
@@ -17,6 +16,7 @@ from genlab.segment.data import (
     random_clicks,
     shapes_sample,
 )
+from genlab.errors import GenlabError
 
 
 def test_shapes_targets_are_objects_parts_and_background():
@@ -81,7 +81,7 @@ def test_folder_errors(tmp_path):
 
 
 def test_augmentation_moves_masks_with_the_image():
-    from genlab.segment.data import MaskSample
+    from genlab.data.masks import MaskSample
 
     image = np.zeros((32, 32, 3), np.float32)
     image[4:14, 18:30] = 1.0  # a white block at the top right

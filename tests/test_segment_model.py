@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from genlab.data.masks import MaskBatches, MaskSource
 from genlab.errors import GenlabError
 from genlab.models.sam import SamConfig, SamModel, dice_loss, focal_loss
-from genlab.segment.data import MaskBatches, MaskSource
-from genlab.segment.prompt_encoder import PositionEmbeddingRandom, PromptEncoder
+from genlab.nn.sam.prompt_encoder import PositionEmbeddingRandom, PromptEncoder
 from genlab.train.trainer import TrainConfig, Trainer
 
 from .segment_helpers import TINY_SAM, tiny_sam

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import genlab
+from genlab.data.masks import center_click, shapes_sample
 from genlab.errors import GenlabError
 from genlab.eval.segment import iou
 from genlab.segment.automatic import AutomaticMaskGenerator, box_nms, remove_small_regions
-from genlab.segment.data import center_click, shapes_sample
 
 from .segment_helpers import one_object_scene
 

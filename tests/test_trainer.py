@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from genlab.checkpoint import EMA_FILE, load_model
 from genlab.data.text import TokenBatches
 from genlab.data.tokenizers import CharTokenizer
 from genlab.errors import GenlabError
 from genlab.models.gpt import GPT, GPTConfig
-from genlab.train.checkpoint import EMA_FILE, load_model
 from genlab.train.trainer import TrainConfig, Trainer, lr_at
 
 from .conftest import CORPUS

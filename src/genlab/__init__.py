@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from genlab.errors import GenlabError
+from genlab.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["GenlabError", "SegmentPredictor", "__version__", "load", "save"]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,13 +39,13 @@ def load(path: str | Path | None = None, *, task: str | None = None, device: str
     ``"classifier"``, ``"guidance"``); with a path, ``task`` checks what the checkpoint holds. Imports torch
     lazily so that ``import genlab`` stays cheap.
     """
-    from genlab.train.checkpoint import load_model
+    from genlab.checkpoint import load_model
 
     return load_model(path, task=task, device=device)
 
 
 def save(model: GenerativeModel, path: str | Path) -> None:
     """Write ``model`` as a checkpoint directory that :func:`load` reads back."""
-    from genlab.train.checkpoint import save_model
+    from genlab.checkpoint import save_model
 
     save_model(model, path)

@@ -11,17 +11,17 @@ import os
 import sys
 import warnings
 
-from genlab import __version__
 from genlab.cli.classify import add_classify
 from genlab.cli.common import Formatter
 from genlab.cli.demo import add_demo
+from genlab.cli.edit import add_edit
 from genlab.cli.eval import add_eval
 from genlab.cli.export import add_export
 from genlab.cli.generate import add_generate
+from genlab.cli.segment import add_segment
 from genlab.cli.train import add_train
-from genlab.edit.cli import add_edit
 from genlab.errors import GenlabError, GenlabWarning
-from genlab.segment.cli import add_segment
+from genlab.version import __version__
 
 EXAMPLES = """\
 examples:

@@ -11,13 +11,13 @@ from genlab.cli.common import Formatter, json_out
 def cmd_classify(args: argparse.Namespace) -> int:
     import torch
 
-    import genlab
+    from genlab.checkpoint import load_model
     from genlab.data.image_data import resize_crop
     from genlab.data.images import read_image
     from genlab.runtime import best_device
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
-    model = genlab.load(args.model, task="clip", device=best_device(args.device))
+    model = load_model(args.model, task="clip", device=best_device(args.device))
     size, grey = model.config.image_size, model.config.channels == 1
     arrays = [read_image(p, grey=grey, max_pixels=args.max_pixels) for p in args.images]
     batch = torch.stack(

@@ -22,12 +22,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _eval_text(args: argparse.Namespace) -> dict[str, Any]:
-    import genlab
+    from genlab.checkpoint import load_model
     from genlab.data.text import load_text, split_text
     from genlab.eval.text import evaluate_text
     from genlab.runtime import best_device
 
-    model = genlab.load(args.model_dir, task="text", device=best_device(args.device))
+    model = load_model(args.model_dir, task="text", device=best_device(args.device))
     text = load_text(args.data)
     if (args.split or "all") != "all":
         train_part, val_part = split_text(text, args.val_fraction or 0.1)
@@ -36,19 +36,19 @@ def _eval_text(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
-    import genlab
     from genlab.assets import default_model
+    from genlab.checkpoint import load_model
     from genlab.eval.fid import inception_weights
     from genlab.eval.image import evaluate_image_model, reference_images
     from genlab.runtime import best_device
 
     device = best_device(args.device)
-    model = genlab.load(args.model_dir, task="image", device=device)
+    model = load_model(args.model_dir, task="image", device=device)
     reference = reference_images(model, args.data, args.split or "val", args.val_fraction)
     features = set((args.features or "classifier,inception").split(","))
     classifier = None
     if args.fid and "classifier" in features and (args.classifier or args.data == "digits"):
-        classifier = genlab.load(args.classifier or default_model("classifier"), task="classifier", device=device)
+        classifier = load_model(args.classifier or default_model("classifier"), task="classifier", device=device)
     inception = args.fid and "inception" in features and (args.features is not None or inception_weights() is not None)
     controls = sampler_controls(args, model, device)
     return evaluate_image_model(
@@ -64,7 +64,7 @@ def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
-    import genlab
+    from genlab.checkpoint import load_model
     from genlab.eval.fid import inception_weights
     from genlab.eval.text2image import prompt_fidelity
     from genlab.runtime import best_device
@@ -72,7 +72,7 @@ def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
     if args.data != "shapes":
         raise GenlabError("--data: prompt fidelity is judged on shapes captions (the attribute classifier knows them)")
     device = best_device(args.device)
-    model = genlab.load(args.model_dir, task="image", device=device)
+    model = load_model(args.model_dir, task="image", device=device)
     if model.condition != "text":
         raise GenlabError(f"{args.model_dir} holds a {model.family} model; eval text2image needs a text-to-image one")
     judge = _judge(args, device)
@@ -94,25 +94,25 @@ def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
 
 def _judge(args: argparse.Namespace, device: str) -> Any:
     """The attribute classifier that reads shapes images back: ``--judge DIR`` or the shipped one."""
-    import genlab
+    from genlab.checkpoint import load_model
 
     return (
-        genlab.load(args.judge, task="classifier", device=device)
+        load_model(args.judge, task="classifier", device=device)
         if args.judge
-        else genlab.load(task="attributes", device=device)
+        else load_model(task="attributes", device=device)
     )
 
 
 def _eval_ae(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    import genlab
+    from genlab.checkpoint import load_model
     from genlab.eval.fid import inception_weights
     from genlab.eval.image import reference_images
     from genlab.eval.text2image import reconstruction_quality
     from genlab.runtime import best_device
 
-    ae = genlab.load(args.model_dir, task="autoencoder", device=best_device(args.device))
+    ae = load_model(args.model_dir, task="autoencoder", device=best_device(args.device))
     reference = reference_images(ae, args.data, args.split or "val", args.val_fraction)
     reference = reference.subset(torch.arange(min(len(reference), args.samples)))
     judge = _judge(args, ae.device) if reference.attributes is not None else None  # shapes: the judge's reading

@@ -8,7 +8,7 @@ from genlab.cli.common import Formatter
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from genlab.train.checkpoint import export_checkpoint
+    from genlab.checkpoint import export_checkpoint
 
     out = export_checkpoint(args.model_dir, args.out, dtype=args.dtype, decoder=args.decoder)
     print(f"wrote {out}")

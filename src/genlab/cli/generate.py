@@ -19,14 +19,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _generate_text(args: argparse.Namespace) -> int:
-    import genlab
+    from genlab.checkpoint import load_model
     from genlab.io import write_text
     from genlab.runtime import best_device, make_generator
     from genlab.sampling.text import check_controls, generate
 
     check_controls(args.temperature, args.top_k, args.top_p, args.max_tokens)
     device = best_device(args.device)
-    model = genlab.load(args.model, task="text", device=device)
+    model = load_model(args.model, task="text", device=device)
     generator = make_generator(args.seed, device)
     stream = args.stream and not args.json and args.n == 1
     if stream:
@@ -72,7 +72,7 @@ def _generate_text(args: argparse.Namespace) -> int:
 
 
 def _guidance_classifier(args: argparse.Namespace, device: Any) -> Any:
-    import genlab
+    from genlab.checkpoint import load_model
 
     if not args.classifier_scale:
         return None
@@ -80,7 +80,7 @@ def _guidance_classifier(args: argparse.Namespace, device: Any) -> Any:
         raise GenlabError("--classifier-scale needs --classifier DIR (a classifier trained with --set noisy=true)")
     from genlab.assets import default_model
 
-    return genlab.load(args.classifier or default_model("guidance"), task="classifier", device=device)
+    return load_model(args.classifier or default_model("guidance"), task="classifier", device=device)
 
 
 #: the image-sampling options and their defaults: a family takes the ones in its ``sampling_controls``
@@ -105,14 +105,14 @@ def sampler_controls(args: argparse.Namespace, model: Any, device: Any) -> dict[
 def _generate_image(args: argparse.Namespace) -> int:
     import time
 
-    import genlab
+    from genlab.checkpoint import load_model
     from genlab.runtime import best_device, make_generator
     from genlab.sampling.images import save_images
 
     device = best_device(args.device)
     wants_text = bool(args.prompt or args.negative_prompt or args.to_prompt)
     default_task = "text2image" if wants_text and args.model is None else None
-    model = genlab.load(args.model, task=default_task or "image", device=device)
+    model = load_model(args.model, task=default_task or "image", device=device)
     g = make_generator(args.seed, device)
     start = time.perf_counter()
     if model.condition == "text":

@@ -9,9 +9,10 @@ One concept per module:
 * :mod:`~genlab.edit.dip` — Deep Image Prior (Ulyanov et al. 2018): denoising, JPEG artifacts, inpainting,
   super-resolution;
 * :mod:`~genlab.edit.baselines` — Telea, Navier–Stokes and biharmonic inpainting, bicubic upscaling;
-* :mod:`~genlab.edit.masks` — hole masks and command-line geometry; :mod:`~genlab.edit.cli` — ``genlab edit`` (the
-  patch-based and classic tasks; :mod:`~genlab.edit.cli_learned` the Deep Image Prior and text-to-image ones,
-  :mod:`~genlab.edit.cli_common` what they share).
+* :mod:`~genlab.edit.masks` — hole masks and command-line geometry.
+
+The ``genlab edit`` verb is :mod:`genlab.cli.edit` (with ``edit_learned``, ``edit_nnf`` and ``edit_common`` beside
+it), the ``genlab demo`` section :mod:`genlab.demo.edit`.
 
 Images are float32 ``H×W×C`` arrays in [0, 1] (:func:`genlab.data.images.read_image`); masks ``H×W`` bool, True = hole.
 """

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genlab.segment.data import MaskSample, center_click, mask_boxes
+from genlab.data.masks import MaskSample, center_click, mask_boxes, mask_iou
 
 
 def iou(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> float:
@@ -25,13 +25,6 @@ def iou(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> f
     pred, target = np.asarray(pred, bool), np.asarray(target, bool)
     union = np.logical_or(pred, target).sum()
     return float(np.logical_and(pred, target).sum() / union) if union else 1.0
-
-
-def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """IoU of boolean masks ``…×H×W`` (broadcast) → ``…``; two empty masks agree (IoU 1)."""
-    inter = (pred & target).flatten(-2).sum(-1).float()
-    union = (pred | target).flatten(-2).sum(-1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
 def stability_score(logits: torch.Tensor, threshold: float = 0.0, offset: float = 1.0) -> torch.Tensor:

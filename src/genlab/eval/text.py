@@ -14,12 +14,13 @@ from typing import Any
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models.lm import LanguageModel
 
 
 @torch.inference_mode()
-def evaluate_text(model: LanguageModel, text: str) -> dict[str, Any]:
-    """Figures of ``model`` on ``text``; each token is scored with all the context the model uses."""
+def evaluate_text(model: Any, text: str) -> dict[str, Any]:
+    """Figures of ``model`` (a :class:`genlab.models.lm.LanguageModel`, or anything with its ``require_tokenizer``,
+    ``token_logprobs``, ``device`` and ``family``) on ``text``; each token is scored with all the context the model
+    uses."""
     tok = model.require_tokenizer()
     ids = tok.encode(text)
     if len(ids) < 2:
@@ -44,9 +45,7 @@ def evaluate_text(model: LanguageModel, text: str) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def mean_block_loss(
-    model: LanguageModel, ids: torch.Tensor, *, block_size: int, batches: int, batch_size: int
-) -> float:
+def mean_block_loss(model: Any, ids: torch.Tensor, *, block_size: int, batches: int, batch_size: int) -> float:
     """nanoGPT's validation estimate: mean next-token loss over random windows (fixed seed, so
     successive evaluations use the same windows). Context grows from 0 to block_size inside each window."""
     g = torch.Generator().manual_seed(1234)

@@ -3,8 +3,8 @@
 Formulation: x is a mask, y an image plus a prompt — foreground/background points, a box, a previous mask. The model
 gives p(mask | image, prompt) pixel by pixel (sigmoid of the logits) and, for an ambiguous prompt, three candidate
 masks (whole, part, subpart) with a predicted IoU each.
-Representation: :class:`~genlab.segment.image_encoder.ImageEncoder` (run once per image),
-:class:`~genlab.segment.prompt_encoder.PromptEncoder`, :class:`~genlab.segment.mask_decoder.MaskDecoder` (a
+Representation: :class:`~genlab.nn.sam.image_encoder.ImageEncoder` (run once per image),
+:class:`~genlab.nn.sam.prompt_encoder.PromptEncoder`, :class:`~genlab.nn.sam.mask_decoder.MaskDecoder` (a
 two-way transformer, upsampling to the image's side, hypernetwork heads, an IoU head).
 Objective (SAM §3 "Losses and training", appendix A): a simulated interactive session per target mask — the first
 prompt a point or a (noisy) box; each later round adds a point sampled from the error region of the previous answer
@@ -29,15 +29,22 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from genlab.data.masks import (
+    MaskBatches,
+    jitter_boxes,
+    mask_boxes,
+    mask_iou,
+    mask_sources,
+    random_clicks,
+    random_points,
+)
 from genlab.errors import GenlabError
-from genlab.eval.segment import mask_iou
 from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
 from genlab.models.diffusion import parse_ints
-from genlab.segment.data import jitter_boxes, mask_boxes, random_clicks, random_points
-from genlab.segment.image_encoder import ImageEncoder, ImageFeatures
-from genlab.segment.mask_decoder import NUM_MULTIMASK, MaskDecoder
-from genlab.segment.prompt_encoder import FOREGROUND, NOT_A_POINT, PromptEncoder
-from genlab.segment.transformer import TwoWayTransformer
+from genlab.nn.sam.image_encoder import ImageEncoder, ImageFeatures
+from genlab.nn.sam.mask_decoder import NUM_MULTIMASK, MaskDecoder
+from genlab.nn.sam.prompt_encoder import FOREGROUND, NOT_A_POINT, PromptEncoder
+from genlab.nn.sam.transformer import TwoWayTransformer
 
 VAL_SCENES = 200  # held-out generated images for the evaluation while training (about 700 object and part masks)
 
@@ -244,7 +251,7 @@ class SamModel(GenerativeModel):
         """Answer ``P`` prompts on encoded images: prompt p is on image ``image_index[p]`` (``None``: the features
         already hold one row per prompt).
 
-        coords ``P×N×2`` (model frame, see :mod:`~genlab.segment.prompt_encoder`) with labels ``P×N``; boxes ``P×4``
+        coords ``P×N×2`` (model frame, see :mod:`~genlab.nn.sam.prompt_encoder`) with labels ``P×N``; boxes ``P×4``
         (NaN rows: none); mask_input ``P×1×m×m`` logits. Returns (logits ``P×K×m×m``, predicted IoU ``P×K``) with
         K = 3 (``multimask``), 1 (the single-mask token), or all 4 (``multimask=None``: token 0 first).
         """
@@ -354,8 +361,6 @@ class SamModel(GenerativeModel):
     def prepare_data(
         cls, source: str, config: SamConfig, options: TrainOptions, parts: dict[str, GenerativeModel]
     ) -> TrainingData:
-        from genlab.segment.data import mask_sources
-
         train, val = mask_sources(
             source,
             size=config.image_size,
@@ -372,8 +377,6 @@ class SamModel(GenerativeModel):
         return TrainingData(train, val, f"{source} at {side}, {size} for training; {len(val)} held out ({held} masks)")
 
     def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
-        from genlab.segment.data import MaskBatches
-
         c = self.config
         return MaskBatches(
             data.train, batch_size=batch_size, masks_per_image=c.masks_per_image, seed=seed, rank=rank,

@@ -1,1 +1,2 @@
-"""Shared network building blocks: attention, transformer blocks, (later) UNets and embeddings."""
+"""Shared network building blocks: attention, transformer blocks, UNets, convolution trunks, the skip network;
+:mod:`genlab.nn.sam` holds the Segment-Anything-style networks."""

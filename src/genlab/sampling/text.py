@@ -10,11 +10,34 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
 from genlab.errors import GenlabError, GenlabWarning
-from genlab.models.lm import LanguageModel
+
+
+class TextModel(Protocol):
+    """What decoding needs of a language model (:class:`genlab.models.lm.LanguageModel` provides it); sampling
+    sits below the model families, so it names the interface, not the class."""
+
+    training: bool
+
+    @property
+    def max_context(self) -> int | None: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def require_tokenizer(self) -> Any: ...
+
+    def init_state(self, batch_size: int, *, cache: bool = True) -> Any: ...
+
+    def step(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
 
 
 @dataclass
@@ -90,7 +113,7 @@ class _StopWatch:
 
 @torch.inference_mode()
 def generate(
-    model: LanguageModel,
+    model: TextModel,
     prompt: str = "",
     *,
     n: int = 1,

@@ -44,7 +44,7 @@ def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
     """``N×H×W`` boolean masks → ``N×4`` boxes (x0, y0, x1, y1) with exclusive x1, y1; zeros for empty masks."""
     if len(masks) == 0:
         return torch.zeros(0, 4)
-    from genlab.segment.data import mask_boxes
+    from genlab.data.masks import mask_boxes
 
     boxes = mask_boxes(masks.float())
     return torch.where(masks.flatten(1).any(1)[:, None], boxes, torch.zeros_like(boxes))

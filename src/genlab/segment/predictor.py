@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from genlab.errors import GenlabError
-from genlab.segment.image_encoder import ImageFeatures
-from genlab.segment.prompt_encoder import NOT_A_POINT
+from genlab.nn.sam.image_encoder import ImageFeatures
+from genlab.nn.sam.prompt_encoder import NOT_A_POINT
 
 ArrayLike = Any  # a NumPy array, a nested list, or a tensor
 
@@ -92,7 +92,7 @@ class SegmentPredictor:
     @classmethod
     def load(cls, path: str | Path | None = None, *, device: str | None = None) -> SegmentPredictor:
         """The predictor of a checkpoint directory (default: the shipped ``sam-shapes`` model)."""
-        from genlab.train.checkpoint import load_model
+        from genlab.checkpoint import load_model
 
         return cls(load_model(path, task="segment", device=device))
 

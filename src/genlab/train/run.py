@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from genlab.assets import default_model
+from genlab.checkpoint import load_model, save_model
 from genlab.errors import GenlabError
 from genlab.models import FAMILIES, family_class, get_family
 from genlab.models.base import GenerativeModel, TrainOptions, load_state_strict
 from genlab.runtime import best_device, seed_everything
 from genlab.train import distributed
-from genlab.train.checkpoint import load_model, save_model
 from genlab.train.runs import plan_run
 from genlab.train.trainer import METRICS_FILE, Trainer
 

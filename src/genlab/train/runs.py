@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genlab.checkpoint import CONFIG_FILE, STATE_FILE, read_config
 from genlab.config import apply_overrides, field_names, from_dict
 from genlab.errors import GenlabError
 from genlab.models import get_family
-from genlab.train.checkpoint import CONFIG_FILE, STATE_FILE, read_config
 from genlab.train.config import TrainConfig
 
 

@@ -29,11 +29,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genlab.config import to_dict
-from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel, Optim, load_state_strict
-from genlab.train import distributed
-from genlab.train.checkpoint import (
+from genlab.checkpoint import (
     EMA_FILE,
     load_train_state,
     save_model,
@@ -41,6 +37,10 @@ from genlab.train.checkpoint import (
     save_train_state,
     unique_state,
 )
+from genlab.config import to_dict
+from genlab.errors import GenlabError
+from genlab.models.base import GenerativeModel, Optim, load_state_strict
+from genlab.train import distributed
 from genlab.train.config import TrainConfig, lr_at
 from genlab.train.ema import EMA
 

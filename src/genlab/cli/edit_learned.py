@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from genlab.cli.common import Formatter
-from genlab.edit.cli_common import (
+from genlab.cli.edit_common import (
     DEVICE_HELP,
     REFERENCE_HELP,
     add_common_options,
@@ -178,11 +178,11 @@ def add_diffusion_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_text2image(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    import genlab
+    from genlab.checkpoint import load_model
     from genlab.runtime import best_device, make_generator
 
     device = best_device(args.device)
-    model = genlab.load(args.model, task="text2image" if args.model is None else "image", device=device)
+    model = load_model(args.model, task="text2image" if args.model is None else "image", device=device)
     if model.family != "text2image":
         raise GenlabError(
             f"--model: {args.model} holds a {model.family} model; diffusion editing needs a text2image one"

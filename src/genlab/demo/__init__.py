@@ -1,6 +1,8 @@
 """``genlab demo``: run every shipped default model end to end and write an HTML report.
 
-Each section is a function ``(out_dir, seed) -> html``; later capabilities append theirs to SECTIONS.
+Each section is a function ``(out_dir, seed) -> html``; later capabilities append theirs to SECTIONS. The model
+sections (text, image, text-to-image) live here; editing's in :mod:`genlab.demo.edit`, segmentation's in
+:mod:`genlab.demo.segment`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-import genlab
-from genlab.edit.demo import edit_section
+from genlab.checkpoint import load_model
+from genlab.demo.edit import edit_section
+from genlab.demo.segment import segment_section
 from genlab.io import write_text
-from genlab.segment.demo import segment_section
+from genlab.version import __version__
 
 
 def text_section(out_dir: Path, seed: int) -> str:
@@ -26,7 +29,7 @@ def text_section(out_dir: Path, seed: int) -> str:
     from genlab.runtime import make_generator
     from genlab.sampling.text import generate
 
-    model = genlab.load(task="text")
+    model = load_model(task="text")
     held_out = split_text(load_text("kjv"))[1][-20_000:]
     figures = evaluate_text(model, held_out)
     rows = []
@@ -55,7 +58,7 @@ def image_section(out_dir: Path, seed: int) -> str:
     from genlab.data.images import image_grid, write_image
     from genlab.runtime import make_generator
 
-    model = genlab.load(task="image")
+    model = load_model(task="image")
     scale = max(1, 48 // model.config.image_size)
 
     def draw(name: str, images: torch.Tensor, nrow: int) -> str:
@@ -105,8 +108,8 @@ def text2image_section(out_dir: Path, seed: int) -> str:
     from genlab.data.images import image_grid, write_image
     from genlab.runtime import make_generator
 
-    model = genlab.load(task="text2image")
-    clip = genlab.load(task="clip")
+    model = load_model(task="text2image")
+    clip = load_model(task="clip")
     scale = max(1, 64 // model.image_size)
 
     def draw(name: str, images: torch.Tensor, nrow: int) -> str:
@@ -202,7 +205,7 @@ def run_demo(out_dir: Path, seed: int = 0) -> Path:
     page = PAGE.format(
         machine=html.escape(f"{platform.machine()}, {torch.get_num_threads()} threads"),
         torch=torch.__version__,
-        version=genlab.__version__,
+        version=__version__,
         seconds=time.perf_counter() - start,
         sections="\n".join(parts),
     )

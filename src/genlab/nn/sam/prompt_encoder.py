@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.segment.image_encoder import LayerNorm2d
+from genlab.nn.sam.image_encoder import LayerNorm2d
 
 NOT_A_POINT, BACKGROUND, FOREGROUND, BOX_TOP_LEFT, BOX_BOTTOM_RIGHT = -1, 0, 1, 2, 3
 

@@ -1,4 +1,4 @@
-"""Mask data: images with instance masks, augmentation, batches, and simulated clicks.
+"""Mask data: images with instance masks, augmentation, batches, simulated clicks, and the IoU of masks.
 
 Sources (``--data``):
     shapes   genlab's procedural scenes (:mod:`genlab.data.shapes`): up to ``max_objects`` shapes, some with a
@@ -383,3 +383,10 @@ def center_click(pred: np.ndarray | None, gt: np.ndarray) -> tuple[tuple[float, 
             if dist[y, x] > best:
                 best, label, where = float(dist[y, x]), lab, (x + 0.5, y + 0.5)
     return where, label
+
+
+def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of boolean masks ``…×H×W`` (broadcast) → ``…``; two empty masks agree (IoU 1)."""
+    inter = (pred & target).flatten(-2).sum(-1).float()
+    union = (pred | target).flatten(-2).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))

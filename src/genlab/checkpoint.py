@@ -15,13 +15,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-import genlab
 from genlab.assets import default_model
 from genlab.config import from_dict, to_dict
 from genlab.errors import GenlabError
 from genlab.io import atomic_path, read_json, write_json
 from genlab.models import FAMILIES, get_family
 from genlab.models.base import GenerativeModel
+from genlab.version import __version__
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -72,7 +72,7 @@ def save_model(
     save_tensors(unique_state(model, dtype), d / WEIGHTS_FILE, meta)
     model.save_extras(d)
     cfg: dict[str, Any] = {
-        "genlab_version": genlab.__version__,
+        "genlab_version": __version__,
         "family": model.family,
         "modality": model.modality,
         "config": to_dict(model.config),

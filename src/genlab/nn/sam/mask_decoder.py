@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlab.segment.image_encoder import ImageFeatures, LayerNorm2d
-from genlab.segment.transformer import TwoWayTransformer
+from genlab.nn.sam.image_encoder import ImageFeatures, LayerNorm2d
+from genlab.nn.sam.transformer import TwoWayTransformer
 
 NUM_MULTIMASK = 3
 

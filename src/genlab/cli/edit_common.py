@@ -15,6 +15,7 @@ from genlab.errors import GenlabError
 MAX_PIXELS = 16_000_000  # default --max-pixels for patch-based and classic methods
 
 DEVICE_HELP = "cpu, cuda, cuda:N or mps (default: the best available)"
+PATCH_DEVICE_HELP = "cpu (compiled loop), cuda or mps (parallel PyTorch field); default: the best available"
 REFERENCE_HELP = "the clean image: PSNR and SSIM of the result (Deep Image Prior also shows PSNR as it fits)"
 
 
@@ -90,3 +91,18 @@ def fidelity(out: Any, reference_src: str | None, args: argparse.Namespace, hole
     if hole is not None and hole.any():
         figures |= {"psnr_hole": round(psnr(out, ref, hole), 3), "ssim_hole": round(ssim(out, ref, hole), 4)}
     return figures
+
+
+def patchmatch_fn(device_name: str | None) -> Any:
+    """The compiled CPU PatchMatch, or the PyTorch variant on a GPU."""
+    import functools
+
+    from genlab.edit.patchmatch import patchmatch
+    from genlab.runtime import best_device
+
+    device = best_device(device_name)
+    if device.type == "cpu":
+        return patchmatch
+    from genlab.edit.patchmatch_torch import patchmatch_torch
+
+    return functools.partial(patchmatch_torch, device=device)

@@ -1,5 +1,6 @@
 """``genlab edit``: example-based image editing — parse, call :mod:`genlab.edit`, report. The patch-based and
-classic tasks live here; Deep Image Prior and text-to-image editing in :mod:`genlab.edit.cli_learned`.
+classic tasks live here; Deep Image Prior and text-to-image editing in :mod:`genlab.cli.edit_learned`, the
+PatchMatch field (``nnf``) in :mod:`genlab.cli.edit_nnf`.
 
 Heavy modules (numba, torch, OpenCV) are imported inside the handlers so that ``genlab --help`` stays fast.
 """
@@ -8,21 +9,22 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 from genlab.cli.common import Formatter
-from genlab.edit.cli_common import (
+from genlab.cli.edit_common import (
     DEVICE_HELP,
+    PATCH_DEVICE_HELP,
     REFERENCE_HELP,
     add_common_options,
     check_output_size,
     fidelity,
     finish,
+    patchmatch_fn,
     progress,
     read_input,
 )
-from genlab.edit.cli_learned import (
+from genlab.cli.edit_learned import (
     DIP_ITERATIONS_HELP,
     add_diffusion_options,
     add_dip_options,
@@ -31,6 +33,7 @@ from genlab.edit.cli_learned import (
     load_text2image,
     run_dip,
 )
+from genlab.cli.edit_nnf import add_nnf
 from genlab.errors import GenlabError
 
 EXAMPLES = """\
@@ -51,28 +54,10 @@ Masks: white = hole; soft masks are thresholded at 0.5. Guide: docs/edit.md.
 """
 
 
-PATCH_DEVICE_HELP = "cpu (compiled loop), cuda or mps (parallel PyTorch field); default: the best available"
-
-
 def _patch_options(p: argparse.ArgumentParser, patch: int) -> None:
     p.add_argument("--patch", type=int, default=patch, help="patch side in pixels")
     p.add_argument("--iterations", type=int, default=3, help="PatchMatch iterations per EM step")
     p.add_argument("--device", help=PATCH_DEVICE_HELP)
-
-
-def _field_fn(device_name: str | None) -> Any:
-    """The compiled CPU PatchMatch, or the PyTorch variant on a GPU."""
-    import functools
-
-    from genlab.edit.patchmatch import patchmatch
-    from genlab.runtime import best_device
-
-    device = best_device(device_name)
-    if device.type == "cpu":
-        return patchmatch
-    from genlab.edit.patchmatch_torch import patchmatch_torch
-
-    return functools.partial(patchmatch_torch, device=device)
 
 
 def _synthesis_config(args: argparse.Namespace, shape: tuple[int, ...]) -> Any:
@@ -180,7 +165,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         cfg = _synthesis_config(args, image.shape)
         levels = min(count_levels(image.shape, cfg), hole_levels(hole, cfg.patch))
         with progress(args, levels, "level", "inpainting") as bar:
-            out = inpaint(image, hole, cfg, field_fn=_field_fn(args.device), progress=lambda n: bar.update(1))
+            out = inpaint(image, hole, cfg, field_fn=patchmatch_fn(args.device), progress=lambda n: bar.update(1))
     elif args.method == "dip":
         out, extra = run_dip(args, "inpaint", image, mask=hole)
     elif args.method == "diffusion":
@@ -253,7 +238,7 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     cfg = _synthesis_config(args, image.shape)
     start = time.perf_counter()
     with progress(args, count_levels((min(h0, h), min(w0, w)), cfg), "level", "retargeting") as bar:
-        out = retarget(image, h, w, cfg, field_fn=_field_fn(args.device), progress=lambda n: bar.update(1))
+        out = retarget(image, h, w, cfg, field_fn=patchmatch_fn(args.device), progress=lambda n: bar.update(1))
     return finish(args, out, start, source_width=w0, source_height=h0)
 
 
@@ -297,7 +282,7 @@ def cmd_reshuffle(args: argparse.Namespace) -> int:
             to,
             cfg,
             margin=args.margin,
-            field_fn=_field_fn(args.device),
+            field_fn=patchmatch_fn(args.device),
             progress=lambda n: bar.update(1),
         )
     return finish(args, out, start, region=list(region), to=list(to))
@@ -325,78 +310,6 @@ def _add_reshuffle(tasks: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_reshuffle)
 
 
-# --- nnf --------------------------------------------------------------------------------------------------
-def cmd_nnf(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from genlab.data.images import write_image
-    from genlab.edit.patchmatch import exact_nnf, grid_shape, nnf_to_rgb, vote
-
-    a, b = read_input(args, args.a), read_input(args, args.b)
-    if args.iterations < 0:
-        raise GenlabError(f"--iterations {args.iterations}: must be at least 0")
-    field_fn = _field_fn(args.device)
-    per_iteration: list[float] = []
-    start = time.perf_counter()
-    with progress(args, args.iterations, "iteration", "PatchMatch") as bar:
-
-        def on_iteration(i: int, nnf: Any) -> None:
-            per_iteration.append(round(nnf.mean_distance(), 5))
-            bar.update(1)
-
-        nnf = field_fn(a, b, args.patch, args.iterations, seed=args.seed, on_iteration=on_iteration)
-    seconds = time.perf_counter() - start
-    acc, weight = vote(b, nnf, a.shape)
-    reconstruction = acc / np.maximum(weight, 1e-8)[..., None]
-    out = Path(args.out)
-    recon_path = Path(args.reconstruction or out.with_name(f"{out.stem}-reconstruction{out.suffix or '.png'}"))
-    write_image(recon_path, reconstruction)
-    figures: dict[str, Any] = {
-        "reconstruction": str(recon_path),
-        "field_seconds": round(seconds, 4),
-        "patch": args.patch,
-        "iterations": args.iterations,
-        "mean_distance": round(nnf.mean_distance(), 5),
-        "mean_distance_per_iteration": per_iteration,
-    }
-    if args.exact:
-        pairs = np.prod(grid_shape(a.shape, args.patch)) * np.prod(grid_shape(b.shape, args.patch))
-        if pairs > 4e9:
-            raise GenlabError(f"--exact compares {pairs:,.0f} pairs of patches (limit 4e9): use smaller images")
-        exact = exact_nnf(a, b, args.patch).mean_distance()
-        figures["exact_mean_distance"] = round(exact, 5)
-        if exact > 0:
-            figures["relative_to_exact"] = round(nnf.mean_distance() / exact, 4)
-    return finish(args, nnf_to_rgb(nnf, grid_shape(b.shape, args.patch)), start, **figures)
-
-
-def _add_nnf(tasks: argparse._SubParsersAction) -> None:
-    p = tasks.add_parser(
-        "nnf",
-        help="the PatchMatch nearest-neighbour field from A to B, colour-coded, and A rebuilt from B's patches",
-        formatter_class=Formatter,
-        description="Compute the PatchMatch field (Barnes et al. 2009: random initialization, propagation, random "
-        "search) from every patch of A to a similar patch of B. --out gets the field colour-coded as in the paper "
-        "(red = matched x, blue = matched y; one pixel per patch of A, so it is patch-1 pixels smaller); the "
-        "reconstruction of A from B's patches goes beside it. About 0.2-0.3 s for 256x256 and 0.5-1.3 s for 512x512 "
-        "with 7x7 patches and 5 iterations on 2 CPU cores (plus a one-time compilation of a few seconds).",
-        epilog="""examples:
-  genlab edit nnf --a a.png --b b.png --patch 7 --out flow.png
-  genlab edit nnf --a coffee --b chelsea --iterations 10 --json --out flow.png
-  genlab edit nnf --a small_a.png --b small_b.png --exact --json --out flow.png   # compare with brute force
-""",
-    )
-    p.add_argument("--a", required=True, help="image A (whose patches are matched)")
-    p.add_argument("--b", required=True, help="image B (where matches are searched)")
-    p.add_argument("--patch", type=int, default=7, help="patch side in pixels")
-    p.add_argument("--iterations", type=int, default=5, help="PatchMatch iterations")
-    p.add_argument("--reconstruction", help="where to write A rebuilt from B (default: OUT-reconstruction.png)")
-    p.add_argument("--exact", action="store_true", help="also compute the exact field by brute force (small images)")
-    p.add_argument("--device", help=PATCH_DEVICE_HELP)
-    add_common_options(p)
-    p.set_defaults(func=cmd_nnf)
-
-
 def add_edit(sub: argparse._SubParsersAction) -> None:
     """Register ``genlab edit`` and its tasks."""
     p = sub.add_parser(
@@ -415,5 +328,5 @@ def add_edit(sub: argparse._SubParsersAction) -> None:
     _add_reshuffle(tasks)
     for task in ("denoise", "dejpeg", "superres"):
         add_restore(tasks, task)
-    _add_nnf(tasks)
+    add_nnf(tasks)
     add_img2img(tasks)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.data.images import write_image
-from genlab.segment.data import MaskSample, blobs_sample, center_click, shapes_sample
+from genlab.data.masks import MaskSample, blobs_sample, center_click, shapes_sample
 from genlab.segment.formats import draw_prompts, overlay
 
 SCALE = 4  # 64-pixel scenes are shown 4× larger (nearest neighbour)
@@ -36,10 +36,10 @@ def _panel(out_dir: Path, name: str, image: np.ndarray, masks: list[np.ndarray],
 
 
 def segment_section(out_dir: Path, seed: int) -> str:
-    import genlab
     from genlab.segment.automatic import AutomaticMaskGenerator
+    from genlab.segment.predictor import SegmentPredictor
 
-    predictor = genlab.SegmentPredictor.load()
+    predictor = SegmentPredictor.load()
     size = predictor.side
     scene, obj, part = _scene_with_part(seed, size)
     start = time.perf_counter()
