@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from genlab.errors import GenlabError
+
 
 class GenerativeModel(nn.Module):
     """A model of p(x | y).
@@ -25,6 +27,7 @@ class GenerativeModel(nn.Module):
         presets:  ``{"tiny" | "small" | "base": {field: value}}``; a preset may set model-config
                   fields and trainer fields (``genlab.train.TrainConfig``) alike.
         trains_by_counting: True for families fit in closed form (n-gram), not by the Trainer.
+        no_samples: for a family that draws no samples (a classifier, an encoder), what it does instead.
     """
 
     family: ClassVar[str] = ""
@@ -32,6 +35,7 @@ class GenerativeModel(nn.Module):
     Config: ClassVar[type] = object
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     trains_by_counting: ClassVar[bool] = False
+    no_samples: ClassVar[str] = ""
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -48,7 +52,8 @@ class GenerativeModel(nn.Module):
 
     def sample(self, n: int, cond: Any = None, *, generator: torch.Generator | None = None, **controls: Any) -> Any:
         """Draw ``n`` samples, conditioned on ``cond`` where the family takes a condition."""
-        raise NotImplementedError
+        article = "an" if self.family[:1] in tuple("aeiou") else "a"
+        raise GenlabError(f"{article} {self.family} model draws no samples: {self.no_samples or 'not implemented'}")
 
     def log_prob(self, x: Any, cond: Any = None) -> torch.Tensor:
         """log p(x | cond) in nats, for families with a tractable density or bound."""

@@ -42,6 +42,7 @@ class FeaturesConfig:
 
 class FeatureNet(GenerativeModel):
     family = "features"
+    no_samples = "it measures images"
     modality = "features"
     Config = FeaturesConfig
     presets = {
@@ -130,6 +131,3 @@ class FeatureNet(GenerativeModel):
             b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-8)
             total = total + (a - b).pow(2).sum(1).mean(dim=(1, 2))
         return total
-
-    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
-        raise GenlabError("a feature network does not generate images; it measures them")

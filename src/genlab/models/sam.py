@@ -116,6 +116,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 class SamModel(GenerativeModel):
     family = "sam"
+    no_samples = "it answers prompts; use genlab.SegmentPredictor or `genlab segment`"
     modality = "segment"
     Config = SamConfig
     presets = {
@@ -342,6 +343,3 @@ class SamModel(GenerativeModel):
         if c.every_round_loss:
             return (total + later) / c.rounds
         return (total + later) / 2
-
-    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
-        raise GenlabError("a segmentation model answers prompts: use genlab.SegmentPredictor or `genlab segment`")
