@@ -1,10 +1,10 @@
-import numpy as np
 import pytest
 import torch
 
 from genlab.errors import GenlabError
 from genlab.models.diffusion import DiffusionConfig, DiffusionModel
 from genlab.nn.unet import UNet
+from genlab.sampling import diffusion as S
 
 TINY = dict(
     image_size=8,
@@ -86,16 +86,51 @@ def test_v_prediction_converts_back_to_noise():
     torch.testing.assert_close(model.eps(x_t, t), eps, atol=1e-5, rtol=0)
 
 
-def test_interpolation_endpoints_and_shapes():
-    model = tiny(num_classes=3).eval()
-    g = torch.Generator().manual_seed(0)
-    frames = model.interpolate(5, through="noise", classes=(0, 2), generator=g, steps=4)
+def _wake(model: DiffusionModel) -> DiffusionModel:
+    """Randomize the zero-initialized layers, so the output depends on the input, the time and the class."""
+    g = torch.Generator().manual_seed(1)
+    for p in model.parameters():
+        if (p == 0).all():
+            p.data = 0.1 * torch.randn(p.shape, generator=g)
+    return model
+
+
+def test_interpolation_endpoints_are_the_endpoints_sampled_alone():
+    model = _wake(tiny(num_classes=3)).eval()
+    frames = model.interpolate(5, through="noise", classes=(0, 2), generator=torch.Generator().manual_seed(0), steps=4)
     assert frames.shape == (5, 1, 8, 8)
+    z = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))  # the two noises interpolate draws
+    torch.testing.assert_close(frames[:1], model.sample(1, 0, noise=z[:1], steps=4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(frames[-1:], model.sample(1, 2, noise=z[1:], steps=4), atol=1e-4, rtol=0)
+    assert not torch.allclose(frames[0], frames[-1], atol=1e-2)
+
     imgs = torch.rand(2, 1, 8, 8)
-    strip = model.interpolate(4, through="diffused", images=imgs, strength=0.3, generator=g, steps=5)
+    strip = model.interpolate(
+        4, through="diffused", images=imgs, strength=0.3, generator=torch.Generator().manual_seed(1), steps=5
+    )
+    # the same noise diffuses both images to the same start; each end is that image denoised alone (img2img)
+    ends = model.img2img(imgs, strength=0.3, generator=torch.Generator().manual_seed(1), steps=5)
     assert strip.shape == (4, 1, 8, 8)
+    torch.testing.assert_close(strip[[0, -1]], ends, atol=1e-5, rtol=0)
     with pytest.raises(GenlabError, match="frames"):
         model.interpolate(1, through="noise")
+
+
+def test_sample_calls_back_once_per_step_and_inpainting_keeps_known_pixels():
+    model = _wake(tiny(num_classes=3)).eval()
+    seen = []
+    model.sample(
+        2, 1, steps=4, callback=lambda info: seen.append(info["t"]), generator=torch.Generator().manual_seed(0)
+    )
+    assert seen == S.timesteps(200, 4, "uniform")
+
+    x = torch.rand(2, 1, 8, 8)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., 2:6, 3:7] = 1
+    out = model.inpaint(x, mask, 1, steps=4, resample=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert torch.equal(out * (1 - mask), x * (1 - mask)) and not torch.equal(out * mask, x * mask)
+    assert torch.equal(model.img2img(x, 1, strength=0.0), x)
 
 
 def test_bad_requests():
@@ -116,8 +151,20 @@ def test_bad_requests():
 
 
 def test_loss_is_the_noise_regression():
-    model = tiny().eval()
-    x0 = torch.rand(4, 1, 8, 8) * 2 - 1
-    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    assert model.loss((x0, None), generator=g1).item() == model.loss((x0, None), generator=g2).item()
-    assert np.isfinite(model.loss((x0, None)).item())
+    model = _wake(tiny(num_classes=3, cond_drop=0.5)).eval()
+    x0, y = torch.rand(4, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 1])
+    loss = model.loss((x0, y), generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # redraw what the loss drew, in its order: t, ε, the class dropout
+    t = torch.randint(0, 200, (4,), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    y_seen = torch.where(torch.rand(4, generator=g) < 0.5, model.null_class(4), y)
+    x_t = S.add_noise(x0, eps, t, model.alphas_cumprod)
+    assert loss.item() == pytest.approx(((model.unet(x_t, t, y_seen) - eps) ** 2).mean().item(), rel=1e-6)
+    assert not torch.equal(y_seen, y) and not torch.equal(y_seen, model.null_class(4))  # both kinds of rows
+
+    # a perfect noise predictor (it knows x_0) has zero loss
+    model.unet.forward = lambda x, tt, yy=None: (
+        (x - model.alphas_cumprod[tt].sqrt().view(-1, 1, 1, 1) * x0)
+        / (1 - model.alphas_cumprod[tt]).sqrt().view(-1, 1, 1, 1)
+    )
+    assert model.loss((x0, y)).item() < 1e-6

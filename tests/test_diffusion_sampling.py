@@ -118,3 +118,53 @@ def test_slerp_keeps_the_endpoints_and_the_norm():
     torch.testing.assert_close(S.slerp(a, b, 1.0), b)
     assert S.slerp(a, b, 0.5).norm() == pytest.approx(a.norm().item(), rel=0.1)
     assert (0.5 * (a + b)).norm() < 0.8 * a.norm()  # linear mixing would shrink it
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp"])
+def test_callback_is_called_after_every_step_and_a_returned_tensor_replaces_x(sampler):
+    ts = S.timesteps(T, 6, "logsnr" if sampler == "dpmpp" else "uniform", AC)
+    x = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    seen, inputs = [], [x]
+
+    def record(info: dict) -> None:
+        seen.append((info["i"], info["t"], info["prev"]))
+        x_in, a = inputs[-1], AC[info["t"]]  # x̂_0 is the one ε̂ implies at the step's input
+        expected = (x_in - (1 - a).sqrt() * exact_eps(x_in, torch.full((4,), info["t"]))) / a.sqrt()
+        torch.testing.assert_close(info["denoised"], expected)
+        inputs.append(info["x"])
+
+    g = torch.Generator().manual_seed(1)
+    out = S.run_sampler(exact_eps, x, AC, sampler=sampler, steps=6, generator=g, callback=record)
+    assert seen == [(i, t, p) for i, (t, p) in enumerate(zip(ts, [*ts[1:], -1], strict=True))]
+    assert torch.equal(inputs[-1], out)
+
+    pinned = torch.full_like(x, 0.25)
+    last = S.run_sampler(
+        exact_eps, x, AC, sampler=sampler, steps=6, callback=lambda i: pinned if i["prev"] < 0 else None
+    )
+    assert torch.equal(last, pinned)
+    if sampler == "ddim":  # replacing x mid-way = sampling the remaining steps from the replacement
+        got = S.run_sampler(exact_eps, x, AC, steps=6, callback=lambda info: pinned if info["i"] == 2 else None)
+        torch.testing.assert_close(got, S.ddim_sample(exact_eps, pinned, AC, ts[3:]), rtol=0, atol=0)
+
+
+def test_repaint_keeps_the_known_region_and_calls_back_once_per_step():
+    ts = S.timesteps(T, 5, "uniform")
+    known = torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    mask = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    mask[..., 1:3, 1:3] = 1
+    calls = []
+    x = torch.randn(2, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = S.repaint_sample(
+        exact_eps,
+        x,
+        AC,
+        ts,
+        known=known,
+        mask=mask,
+        resample=3,
+        generator=torch.Generator().manual_seed(1),
+        callback=lambda info: calls.append(info["t"]),
+    )
+    assert calls == ts
+    assert torch.equal(out * (1 - mask), known * (1 - mask)) and not torch.equal(out * mask, known * mask)

@@ -37,6 +37,7 @@ class AttributesConfig:
 
 class ShapeAttributes(ImageModel):
     family = "attributes"
+    no_samples = "it judges images"
     modality = "classifier"
     Config = AttributesConfig
     presets = {
@@ -114,6 +115,3 @@ class ShapeAttributes(ImageModel):
             for k, out in self.logits(images01[i : i + batch_size].to(self.device) * 2 - 1).items():
                 parts[k].append(out.argmax(-1).cpu())
         return {k: torch.cat(v) for k, v in parts.items()}
-
-    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
-        raise GenlabError("the attribute classifier does not generate images; it judges them")

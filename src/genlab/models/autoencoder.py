@@ -122,6 +122,7 @@ class PatchCritic(nn.Module):
 
 class Autoencoder(ImageModel):
     family = "autoencoder"
+    no_samples = "it does not generate images by itself; train text2image on its latents"
     modality = "autoencoder"
     Config = AutoencoderConfig
     ddp_find_unused_parameters = True  # the critic gets no gradient before disc_start
@@ -288,6 +289,3 @@ class Autoencoder(ImageModel):
             x = images01[i : i + batch_size].to(self.device) * 2 - 1
             out.append(((self.decode(self.encode(x)) + 1) / 2).clamp(0, 1).cpu())
         return torch.cat(out)
-
-    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
-        raise GenlabError("an autoencoder does not generate images by itself; train text2image on its latents")

@@ -87,6 +87,7 @@ class GenerativeModel(nn.Module):
     on --resume) → ``batches`` → the Trainer optimizes ``losses`` with ``optimizers``, calling ``evaluate`` and
     ``preview`` along the way → ``final_figures``. A family overrides what it needs; the modality base classes
     (:class:`genlab.models.lm.LanguageModel`, :class:`genlab.models.image.ImageModel`) supply the data hooks.
+        no_samples: for a family that draws no samples (a classifier, an encoder), what it does instead.
     """
 
     family: ClassVar[str] = ""
@@ -102,6 +103,7 @@ class GenerativeModel(nn.Module):
     val_fraction: ClassVar[float] = 0.1
     fine_tunes: ClassVar[bool] = False
     ddp_find_unused_parameters: ClassVar[bool] = False
+    no_samples: ClassVar[str] = ""
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -125,7 +127,8 @@ class GenerativeModel(nn.Module):
 
     def sample(self, n: int, cond: Any = None, *, generator: torch.Generator | None = None, **controls: Any) -> Any:
         """Draw ``n`` samples, conditioned on ``cond`` where the family takes a condition."""
-        raise NotImplementedError
+        article = "an" if self.family[:1] in tuple("aeiou") else "a"
+        raise GenlabError(f"{article} {self.family} model draws no samples: {self.no_samples or 'not implemented'}")
 
     def log_prob(self, x: Any, cond: Any = None) -> torch.Tensor:
         """log p(x | cond) in nats, for families with a tractable density or bound."""

@@ -51,6 +51,7 @@ class ClassifierConfig:
 
 class ImageClassifier(ImageModel):
     family = "classifier"
+    no_samples = "it labels images; use it for guidance or evaluation"
     modality = "classifier"
     Config = ClassifierConfig
     presets = {
@@ -158,9 +159,6 @@ class ImageClassifier(ImageModel):
             t = torch.randint(0, self.config.timesteps, (x.shape[0],), device=x.device)
             x = S.add_noise(x, torch.randn_like(x), t, self.alphas_cumprod)
         return F.cross_entropy(self.logits(x, t), y)
-
-    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
-        raise GenlabError("a classifier does not generate images; use it for guidance or evaluation")
 
     @torch.no_grad()
     def predict(self, images01: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,6 +60,7 @@ class TextFeatures:
 
 class CLIP(ImageModel):
     family = "clip"
+    no_samples = "it scores image–text pairs"
     modality = "clip"
     Config = CLIPConfig
     presets = {
@@ -218,9 +219,6 @@ class CLIP(ImageModel):
         img = self.encode_image(images01.to(self.device) * 2 - 1)
         txt = self.encode_text(labels).pooled
         return (self.logit_scale.exp() * img @ txt.T).softmax(-1).cpu()
-
-    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
-        raise GenlabError("CLIP does not generate images; it scores image–text pairs")
 
     def save_extras(self, directory: Path) -> None:
         save_tokenizer(self.tokenizer, directory)

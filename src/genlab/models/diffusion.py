@@ -8,7 +8,12 @@ Objective (DDPM Algorithm 1): t ~ U{0 … T-1}, ε ~ N(0, I), minimize ‖ε −
 or, with ``prediction="v"``, ‖v − v_θ‖² with v = √ᾱ_t ε − √(1-ᾱ_t) x_0 (Salimans & Ho 2022). With probability
 ``cond_drop`` the class is replaced by "no class", so one network learns p(x | y) and p(x) for classifier-free
 guidance.
-Inference: the samplers of :mod:`genlab.sampling.diffusion` (DDPM ancestral, DDIM, DPM-Solver++(2M)).
+Inference: the samplers of :mod:`genlab.sampling.diffusion` (DDPM ancestral, DDIM, DPM-Solver++(2M)); editing:
+img2img (SDEdit) and inpainting (RePaint).
+
+All of the above is written once in :class:`~genlab.models.diffusion_base.DiffusionBase`, over an "x_0 space"
+and a condition that a family defines: :class:`DiffusionModel` diffuses pixels with class labels,
+:class:`~genlab.models.text2image.TextToImage` an autoencoder's latents with CLIP text features.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import torch.nn.functional as F
 
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel
-from genlab.models.image import EVAL_SEED, ImageModel, write_grid
+from genlab.models.diffusion_base import DiffusionBase
+from genlab.models.image import EVAL_SEED, write_grid
 from genlab.nn.unet import UNet
 from genlab.sampling import diffusion as S
 
@@ -72,7 +78,7 @@ class DiffusionConfig:
             raise GenlabError("diffusion: timesteps must be at least 2")
 
 
-class DiffusionModel(ImageModel):
+class DiffusionModel(DiffusionBase):
     family = "diffusion"
     modality = "image"
     Config = DiffusionConfig
@@ -151,14 +157,13 @@ class DiffusionModel(ImageModel):
         g = torch.Generator(device=self.device).manual_seed(seed)
         if self.conditional:
             classes = torch.arange(min(self.config.num_classes, 10)).repeat_interleave(per_class)
-            return write_grid(
-                path, self.sample(len(classes), classes, generator=g, steps=steps), per_class, self.config.image_size
-            )
-        return write_grid(path, self.sample(64, generator=g, steps=steps), 8, self.config.image_size)
+            images, nrow = self.sample(len(classes), classes, generator=g, steps=steps), per_class
+        else:
+            images, nrow = self.sample(64, generator=g, steps=steps), 8
+        return write_grid(path, images, nrow, self.config.image_size)
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)
-        config.validate()
         c = config
         self.unet = UNet(
             in_channels=c.channels,
@@ -170,50 +175,51 @@ class DiffusionModel(ImageModel):
             dropout=c.dropout,
             num_classes=c.num_classes,
         )
-        betas = S.beta_schedule(c.schedule, c.timesteps)
-        self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0).float(), persistent=False)
 
+    # --- DiffusionBase's hooks: pixels in [-1, 1], class labels with a "no class" index ---------------------
     @property
     def conditional(self) -> bool:
         return self.config.num_classes > 0
+
+    @property
+    def cond_drop(self) -> float:
+        return self.config.cond_drop
+
+    @property
+    def prediction(self) -> str:
+        return self.config.prediction
+
+    @property
+    def clip_limit(self) -> float:
+        return 1.0  # the image range (DDPM's clip_denoised)
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        return (self.config.channels, self.config.image_size, self.config.image_size)
+
+    def network(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return self.unet(x_t, t, cond if self.conditional else None)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        return ((x0 + 1) / 2).clamp(0, 1)
+
+    def training_example(self, batch: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[torch.Tensor, Any]:
+        return batch[0], batch[1]
+
+    def training_condition(self, y: torch.Tensor | None, drop: torch.Tensor) -> torch.Tensor:
+        null = self.null_class(drop.shape[0])
+        return torch.where(drop, null, null if y is None else y)
+
+    def null_condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        return None if y is None else self.null_class(y.shape[0], soft=y.is_floating_point())
 
     def null_class(self, n: int, soft: bool = False) -> torch.Tensor:
         """The "no class" input for ``n`` samples: an index, or (``soft``) a one-hot weight vector."""
         null = torch.full((n,), self.config.num_classes, dtype=torch.long, device=self.device)
         return F.one_hot(null, self.config.num_classes + 1).float() if soft else null
-
-    def loss(
-        self, batch: tuple[torch.Tensor, torch.Tensor | None], *, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """DDPM Algorithm 1 (ε-prediction) or its v-prediction form, with condition dropout. ``generator``
-        draws t, ε and the dropout (evaluation uses its own, so it never disturbs training randomness)."""
-        x0, y = batch[0], batch[1]
-        B, dev = x0.shape[0], x0.device
-        t = torch.randint(0, self.config.timesteps, (B,), device=dev, generator=generator)
-        noise = torch.randn(x0.shape, device=dev, generator=generator)
-        x_t = S.add_noise(x0, noise, t, self.alphas_cumprod)
-        if self.conditional:
-            if y is None:
-                y = self.null_class(B)
-            drop = torch.rand(B, device=dev, generator=generator) < self.config.cond_drop
-            y = torch.where(drop, self.null_class(B), y)
-        else:
-            y = None
-        pred = self.unet(x_t, t, y)
-        if self.config.prediction == "eps":
-            target = noise
-        else:
-            a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
-            target = a.sqrt() * noise - (1 - a).sqrt() * x0
-        return F.mse_loss(pred.float(), target.float())
-
-    def eps(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """ε̂(x_t, t, y), converting a v-prediction: ε = √ᾱ v + √(1-ᾱ) x_t."""
-        out = self.unet(x_t, t, y if self.conditional else None)
-        if self.config.prediction == "eps":
-            return out
-        a = self.alphas_cumprod[t].to(out.dtype).view(-1, 1, 1, 1)
-        return a.sqrt() * out + (1 - a).sqrt() * x_t
 
     def check_class(self, y: torch.Tensor | int | None) -> torch.Tensor | None:
         """Validate class labels: an int or ``B`` labels in 0 … num_classes-1."""
@@ -226,57 +232,23 @@ class DiffusionModel(ImageModel):
             raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
         return y
 
-    @torch.no_grad()
-    def sample(
+    def denoiser_for(
         self,
         n: int,
-        cond: torch.Tensor | int | None = None,
+        cond: torch.Tensor | int | None,
         *,
-        generator: torch.Generator | None = None,
-        sampler: str = "ddim",
-        steps: int = 50,
-        eta: float = 0.0,
-        spacing: str = "auto",
-        variance: str = "beta",
         guidance: float = 0.0,
         classifier: GenerativeModel | None = None,
         classifier_scale: float = 0.0,
         clip: bool = True,
-        noise: torch.Tensor | None = None,
-        progress: bool = False,
-    ) -> torch.Tensor:
-        """``n`` images ``n×C×H×W`` in [0, 1]; ``cond`` is a class (int) or ``n`` classes (None: unconditional).
-
-        sampler ``ddpm`` (ancestral; ``variance`` beta | beta_tilde), ``ddim`` (``eta``) or ``dpmpp``
-        (DPM-Solver++(2M)), over ``steps`` timesteps spaced ``uniform``, ``quadratic`` or ``logsnr`` (``auto``:
-        logsnr for dpmpp, else uniform). ``guidance`` w is the
-        classifier-free scale (0 = the plain conditional model); ``classifier``/``classifier_scale`` add classifier
-        guidance with a noisy-image classifier. ``noise`` fixes x_T.
-        """
+    ) -> S.Denoiser:
+        """For ``sample`` / ``img2img`` / ``inpaint``: ``cond`` is a class (int) or ``n`` classes (None:
+        unconditional); ``classifier``/``classifier_scale`` add classifier guidance with a noisy-image classifier;
+        ``clip`` clips x̂_0 to the image range."""
         y = self.check_class(cond)
         if y is not None and y.dim() == 0:
             y = y.expand(n)
-        fn = self.denoiser(y, guidance=guidance, classifier=classifier, classifier_scale=classifier_scale, clip=clip)
-        x = S.run_sampler(
-            fn,
-            self.initial_noise(n, generator, noise),
-            self.alphas_cumprod,
-            sampler=sampler,
-            steps=steps,
-            eta=eta,
-            spacing=spacing,
-            variance=variance,
-            generator=generator,
-            progress=progress,
-        )
-        return ((x + 1) / 2).clamp(0, 1)
-
-    def initial_noise(self, n: int, generator: torch.Generator | None, noise: torch.Tensor | None) -> torch.Tensor:
-        c = self.config
-        if noise is not None:
-            return noise.to(self.device)
-        shape = (n, c.channels, c.image_size, c.image_size)
-        return torch.randn(shape, generator=generator, device=self.device)
+        return self.denoiser(y, guidance=guidance, classifier=classifier, classifier_scale=classifier_scale, clip=clip)
 
     def denoiser(
         self,
@@ -288,21 +260,16 @@ class DiffusionModel(ImageModel):
         clip: bool = True,
     ) -> S.Denoiser:
         """The ε-function the samplers call: class-conditional, guided and clipped as asked."""
-        if guidance < 0:
-            raise GenlabError(f"--guidance {guidance}: must be ≥ 0")
         if guidance > 0 and (not self.conditional or self.config.cond_drop == 0):
             raise GenlabError("--guidance: this model was not trained for classifier-free guidance (no class dropout)")
         if guidance > 0 and y is None:
             raise GenlabError("--guidance needs a --class to guide towards")
-        if y is not None and guidance > 0:
-            fn = S.cfg_denoiser(self.eps, y, self.null_class(y.shape[0], soft=y.is_floating_point()), guidance)
-        else:
-            fn = lambda x, t: self.eps(x, t, y)  # noqa: E731
+        fn = self.guided(y, guidance)
         if classifier is not None and classifier_scale > 0:
             if y is None:
                 raise GenlabError("--classifier-scale needs a --class to guide towards")
             fn = S.classifier_guided(fn, classifier.noisy_log_prob(y, self), self.alphas_cumprod, classifier_scale)
-        return S.clipped(fn, self.alphas_cumprod) if clip else fn
+        return self.guarded(fn, clip)
 
     @torch.no_grad()
     def interpolate(
@@ -333,20 +300,11 @@ class DiffusionModel(ImageModel):
                 raise GenlabError("interpolation through diffused images needs two images")
             if not 0.0 < strength <= 1.0:
                 raise GenlabError(f"--strength {strength}: must be in (0, 1]")
-            start = max(1, round(strength * (self.config.timesteps - 1)))
-            x0 = images.to(self.device) * 2 - 1
-            noise = torch.randn(x0.shape, generator=generator, device=self.device)
-            x_t = S.add_noise(x0, noise, torch.full((2,), start, device=self.device), self.alphas_cumprod)
+            x0 = self.encode(images.to(self.device) * 2 - 1)
+            x_t, start, run_steps = self.noised(x0, strength, steps, generator, lowest=1)
             mixed = (1 - lam) * x_t[:1] + lam * x_t[1:]
-            x = S.run_sampler(
-                self.denoiser(None),
-                mixed,
-                self.alphas_cumprod,
-                generator=generator,
-                start=start,
-                steps=max(1, min(start + 1, round(steps * strength))),
-                **sampling,
-            )
+            fn, ac = self.denoiser(None), self.alphas_cumprod
+            x = S.run_sampler(fn, mixed, ac, generator=generator, start=start, steps=run_steps, **sampling)
         elif through == "noise":
             z = self.initial_noise(2, generator, None)
             mixed = torch.cat([S.slerp(z[0], z[1], float(v)) for v in lam.flatten()]).view(frames, *z.shape[1:])
@@ -358,4 +316,4 @@ class DiffusionModel(ImageModel):
             x = S.run_sampler(fn, mixed, self.alphas_cumprod, generator=generator, steps=steps, **sampling)
         else:
             raise GenlabError(f"--through {through}: choose diffused or noise")
-        return ((x + 1) / 2).clamp(0, 1)
+        return self.decode(x)

@@ -43,6 +43,7 @@ class FeaturesConfig:
 
 class FeatureNet(ImageModel):
     family = "features"
+    no_samples = "it measures images"
     modality = "features"
     Config = FeaturesConfig
     presets = {
@@ -136,6 +137,3 @@ class FeatureNet(ImageModel):
             b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-8)
             total = total + (a - b).pow(2).sum(1).mean(dim=(1, 2))
         return total
-
-    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
-        raise GenlabError("a feature network does not generate images; it measures them")

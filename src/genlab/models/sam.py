@@ -127,6 +127,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 class SamModel(GenerativeModel):
     family = "sam"
+    no_samples = "it answers prompts; use genlab.SegmentPredictor or `genlab segment`"
     modality = "segment"
     Config = SamConfig
     trains_on = "segment"
@@ -391,6 +392,3 @@ class SamModel(GenerativeModel):
             return {}
         figures = evaluate_prompts(self, val.samples, clicks=(1, 3), batch_size=128)
         return {k: v for k, v in figures.items() if k != "masks"}
-
-    def sample(self, n: int, cond=None, *, generator=None, **controls):  # noqa: ANN001, ANN003
-        raise GenlabError("a segmentation model answers prompts: use genlab.SegmentPredictor or `genlab segment`")

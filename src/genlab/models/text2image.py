@@ -13,6 +13,8 @@ Inference: every sampler of :mod:`genlab.sampling.diffusion`; guidance ε̃ = (1
 is the empty prompt or a negative prompt; the decoder maps the final latent to pixels. Editing: img2img (SDEdit:
 noise the image's latent to strength·T, then denoise with the prompt), inpainting (RePaint: at every step the known
 region is replaced by the noised original, with resampling), and interpolation between prompts.
+The model is the diffusion model of :class:`~genlab.models.diffusion_base.DiffusionBase` (schedule, loss, guidance,
+clipping, sampling, img2img, inpainting) over the latent codec z = s · E(x), x = D(z / s), with a text condition.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
 from genlab.models.base import GenerativeModel, Part, TrainingData, load_state_strict
 from genlab.models.clip import CLIP, CLIPConfig, TextFeatures
 from genlab.models.diffusion import parse_ints
-from genlab.models.image import EVAL_IMAGES, EVAL_SEED, ImageModel, write_grid
+from genlab.models.diffusion_base import DiffusionBase
+from genlab.models.image import EVAL_IMAGES, EVAL_SEED, write_grid
 from genlab.nn.unet import UNet
 from genlab.sampling import diffusion as S
 
@@ -89,7 +92,7 @@ def fingerprint(model: torch.nn.Module, dtype: torch.dtype | None = None) -> str
     return h.hexdigest()[:16]
 
 
-class TextToImage(ImageModel):
+class TextToImage(DiffusionBase):
     family = "text2image"
     modality = "image"
     Config = TextToImageConfig
@@ -165,7 +168,7 @@ class TextToImage(ImageModel):
         images = data.train.images
         if ae.config.channels != images.shape[1]:
             raise GenlabError(
-                f"the autoencoder works on {ae.config.channels}-channel images, the data has {images.shape[1]}"
+                f"--autoencoder: it works on {ae.config.channels}-channel images, the data has {images.shape[1]}"
             )
         with torch.no_grad():
             z = torch.cat([ae.encode(images[i : i + 256]) for i in range(0, min(len(images), 2048), 256)])
@@ -218,7 +221,6 @@ class TextToImage(ImageModel):
 
     def __init__(self, config: TextToImageConfig) -> None:
         super().__init__(config)
-        config.validate()
         if not config.autoencoder or not config.text_encoder:
             raise GenlabError("text2image: train it with --autoencoder DIR and --text-encoder DIR")
         self.autoencoder = Autoencoder(from_dict(AutoencoderConfig, config.autoencoder))
@@ -237,8 +239,6 @@ class TextToImage(ImageModel):
             dropout=config.dropout,
             context_dim=self.clip.config.text_width,
         )
-        betas = S.beta_schedule(config.schedule, config.timesteps)
-        self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0).float(), persistent=False)
 
     def train(self, mode: bool = True) -> TextToImage:
         super().train(mode)
@@ -250,7 +250,46 @@ class TextToImage(ImageModel):
     def image_size(self) -> int:
         return self.autoencoder.config.image_size
 
-    # --- conditioning ---------------------------------------------------------------------------
+    # --- DiffusionBase's hooks: scaled latents, CLIP text features with the empty prompt as "no prompt" -------
+    @property
+    def cond_drop(self) -> float:
+        return self.config.caption_drop
+
+    @property
+    def clip_limit(self) -> float:
+        """Sampling clips x̂_0 to ±``x0_clip`` (0 = off).
+
+        At high noise x̂_0 = (z − √(1−ᾱ)ε)/√ᾱ magnifies ε errors by 1/√ᾱ: with the linear schedule (ᾱ_T ≈ 4e-5)
+        an ε error of 0.1 moves x̂_0 by about 16 standard deviations, with the scaled-linear one (ᾱ_T ≈ 0.0047)
+        by 1.5. Pixel diffusion hides this by clipping x̂_0 to the image range [-1, 1]; scaled latents have no
+        hard range, but they have unit variance and almost all lie within ±3 (99% within ±2.9 for the shipped
+        autoencoder), so clipping there (static thresholding) keeps early steps on the data's scale. Without it
+        a linear-schedule model's samples drift into saturated noise (docs/text2image.md)."""
+        return self.config.x0_clip
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        return (self.latent_channels, self.latent_size, self.latent_size)
+
+    def network(self, z_t: torch.Tensor, t: torch.Tensor, cond: TextFeatures) -> torch.Tensor:
+        return self.unet(z_t, t, context=cond.tokens, context_mask=cond.mask)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.to_latent(images)
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        return self.from_latent(x0)
+
+    def training_example(self, batch: tuple) -> tuple[torch.Tensor, list[str]]:
+        images, _, captions = batch
+        return self.to_latent(images, sample=True), captions
+
+    def training_condition(self, captions: list[str], drop: torch.Tensor) -> TextFeatures:
+        return self.text(["" if d else c for d, c in zip(drop.tolist(), captions, strict=True)])
+
+    def null_condition(self, cond: TextFeatures) -> TextFeatures:
+        return self.text([""] * cond.tokens.shape[0])
+
     def text(self, prompts: list[str]) -> TextFeatures:
         with torch.no_grad():
             return self.clip.encode_text(prompts)
@@ -267,8 +306,24 @@ class TextToImage(ImageModel):
         (ta, ma), (tb, mb) = pad(a), pad(b)
         return TextFeatures(torch.cat([ta, tb]), torch.cat([ma, mb]), torch.cat([a.pooled, b.pooled]))
 
-    def eps(self, z_t: torch.Tensor, t: torch.Tensor, cond: TextFeatures) -> torch.Tensor:
-        return self.unet(z_t, t, context=cond.tokens, context_mask=cond.mask)
+    def denoiser_for(
+        self, n: int, cond: str | list[str] | None, *, guidance: float = 0.0, negative_prompt: str = ""
+    ) -> S.Denoiser:
+        """For ``sample`` / ``img2img`` / ``inpaint``: ``cond`` is one prompt or ``n`` (the empty prompt or None:
+        the unconditional model); ``negative_prompt`` replaces the empty prompt in the guidance's unconditional
+        branch. The ε-function is clipped as :attr:`clip_limit` says."""
+        return self.guarded(self.denoiser(self._prompts(n, cond), guidance=guidance, negative=negative_prompt))
+
+    def denoiser(self, prompts: list[str], *, guidance: float = 0.0, negative: str = "") -> S.Denoiser:
+        """The guided ε-prediction (classifier-free guidance; ``negative`` replaces the empty prompt)."""
+        return self.guided(self.text(prompts), guidance, self.text([negative] * len(prompts)))
+
+    def _prompts(self, n: int, cond: str | list[str] | None) -> list[str]:
+        if cond is None or isinstance(cond, str):
+            return [cond or ""] * n
+        if len(cond) != n:
+            raise GenlabError(f"got {len(cond)} prompts for {n} images")
+        return list(cond)
 
     # --- latents ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -281,142 +336,7 @@ class TextToImage(ImageModel):
         """Scaled latents → images in [0, 1]."""
         return ((self.autoencoder.decode(z / self.config.latent_scale) + 1) / 2).clamp(0, 1)
 
-    def loss(self, batch: tuple) -> torch.Tensor:
-        images, _, captions = batch
-        z0 = self.to_latent(images, sample=True)
-        B = z0.shape[0]
-        drop = torch.rand(B) < self.config.caption_drop
-        prompts = ["" if d else c for d, c in zip(drop.tolist(), captions, strict=True)]
-        t = torch.randint(0, self.config.timesteps, (B,), device=z0.device)
-        noise = torch.randn_like(z0)
-        z_t = S.add_noise(z0, noise, t, self.alphas_cumprod)
-        return F.mse_loss(self.eps(z_t, t, self.text(prompts)).float(), noise.float())
-
-    # --- generation ------------------------------------------------------------------------------
-    def denoiser(self, prompts: list[str], *, guidance: float = 0.0, negative: str = "") -> S.Denoiser:
-        """The guided ε-prediction (classifier-free guidance; ``negative`` replaces the empty prompt)."""
-        if guidance < 0:
-            raise GenlabError(f"--guidance {guidance}: must be ≥ 0")
-        return S.cfg_denoiser(self.eps, self.text(prompts), self.text([negative] * len(prompts)), guidance, self.join)
-
-    def guarded(self, fn: S.Denoiser) -> S.Denoiser:
-        """What the samplers use: ``fn`` with x̂_0 clipped to ±``x0_clip``.
-
-        At high noise x̂_0 = (z − √(1−ᾱ)ε)/√ᾱ magnifies ε errors by 1/√ᾱ: with the linear schedule (ᾱ_T ≈ 4e-5)
-        an ε error of 0.1 moves x̂_0 by about 16 standard deviations, with the scaled-linear one (ᾱ_T ≈ 0.0047)
-        by 1.5. Pixel diffusion hides this by clipping x̂_0 to the image range [-1, 1]; scaled latents have no
-        hard range, but they have unit variance and almost all lie within ±3 (99% within ±2.9 for the shipped
-        autoencoder), so clipping there (static thresholding) keeps early steps on the data's scale. Without it
-        a linear-schedule model's samples drift into saturated noise (docs/text2image.md)."""
-        if self.config.x0_clip <= 0:
-            return fn
-        return S.clipped(fn, self.alphas_cumprod, self.config.x0_clip)
-
-    def _prompts(self, n: int, cond: str | list[str] | None) -> list[str]:
-        if cond is None or isinstance(cond, str):
-            return [cond or ""] * n
-        if len(cond) != n:
-            raise GenlabError(f"got {len(cond)} prompts for {n} images")
-        return list(cond)
-
-    def initial_noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        shape = (n, self.latent_channels, self.latent_size, self.latent_size)
-        return torch.randn(shape, generator=generator, device=self.device)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        cond: str | list[str] | None = None,
-        *,
-        generator: torch.Generator | None = None,
-        guidance: float = 0.0,
-        negative_prompt: str = "",
-        noise: torch.Tensor | None = None,
-        **sampling: Any,
-    ) -> torch.Tensor:
-        """``n`` images ``n×3×H×W`` in [0, 1] for the prompt ``cond`` (one string, or ``n``); the empty prompt (or
-        None) draws from the unconditional model. ``guidance`` w; ``negative_prompt`` replaces the empty prompt in
-        the guidance's unconditional branch. ``sampling``: sampler, steps, eta, spacing, variance, progress."""
-        fn = self.guarded(self.denoiser(self._prompts(n, cond), guidance=guidance, negative=negative_prompt))
-        z = self.initial_noise(n, generator) if noise is None else noise.to(self.device)
-        return self.from_latent(S.run_sampler(fn, z, self.alphas_cumprod, generator=generator, **sampling))
-
-    @torch.no_grad()
-    def img2img(
-        self,
-        images01: torch.Tensor,
-        prompt: str,
-        *,
-        strength: float = 0.6,
-        generator: torch.Generator | None = None,
-        guidance: float = 0.0,
-        negative_prompt: str = "",
-        steps: int = 50,
-        **sampling: Any,
-    ) -> torch.Tensor:
-        """SDEdit (Meng et al. 2022): noise the images' latents to t = strength·T and denoise them with the
-        prompt. strength 0 returns the input unchanged; 1 ignores it."""
-        if not 0.0 <= strength <= 1.0:
-            raise GenlabError(f"--strength {strength}: must be in [0, 1]")
-        if strength == 0:
-            return images01.clone()
-        n = images01.shape[0]
-        z0 = self.to_latent(images01.to(self.device) * 2 - 1)
-        start = max(0, round(strength * (self.config.timesteps - 1)))
-        noise = torch.randn(z0.shape, generator=generator, device=self.device)
-        z = S.add_noise(z0, noise, torch.full((n,), start, device=self.device), self.alphas_cumprod)
-        fn = self.guarded(self.denoiser([prompt] * n, guidance=guidance, negative=negative_prompt))
-        run_steps = max(1, min(start + 1, round(steps * strength)))
-        z = S.run_sampler(fn, z, self.alphas_cumprod, start=start, steps=run_steps, generator=generator, **sampling)
-        return self.from_latent(z)
-
-    @torch.no_grad()
-    def inpaint(
-        self,
-        images01: torch.Tensor,
-        mask: torch.Tensor,
-        prompt: str,
-        *,
-        generator: torch.Generator | None = None,
-        guidance: float = 0.0,
-        negative_prompt: str = "",
-        steps: int = 50,
-        resample: int = 2,
-        progress: bool = False,
-    ) -> torch.Tensor:
-        """Fill ``mask`` (``B×1×H×W``, 1 = to generate) from the prompt, RePaint-style (Lugmayr et al. 2022) in
-        latent space: after every DDIM step the known latent region is replaced by the original noised to the new
-        level, and each step is redone ``resample`` times (jump back one step with fresh noise) so the two regions
-        agree. The known pixels are then copied from the input, exactly."""
-        n = images01.shape[0]
-        x = images01.to(self.device)
-        m = mask.to(self.device).float()
-        z0 = self.to_latent(x * 2 - 1)
-        m_lat = F.interpolate(m, size=z0.shape[-2:], mode="area").clamp(0, 1).gt(0).float()  # any hole → generate
-        fn = self.guarded(self.denoiser([prompt] * n, guidance=guidance, negative=negative_prompt))
-        ac = self.alphas_cumprod
-        ts = S.timesteps(self.config.timesteps, steps, "uniform")
-        z = self.initial_noise(n, generator)
-
-        def known(level: int) -> torch.Tensor:
-            if level < 0:
-                return z0
-            eps = torch.randn(z0.shape, generator=generator, device=self.device)
-            return S.add_noise(z0, eps, torch.full((n,), level, device=self.device), ac)
-
-        for t, prev in zip(ts, [*ts[1:], -1], strict=True):
-            for r in range(resample):
-                z_prev = m_lat * _ddim_step(fn, z, ac, t, prev) + (1 - m_lat) * known(prev)
-                if r < resample - 1 and prev >= 0:  # go back up one step: q(z_t | z_prev)
-                    a_t, a_p = ac[t], ac[prev]
-                    noise = torch.randn(z.shape, generator=generator, device=self.device)
-                    z = (a_t / a_p).sqrt() * z_prev + (1 - a_t / a_p).sqrt() * noise
-                else:
-                    z = z_prev
-        out = self.from_latent(z)
-        return m * out + (1 - m) * x  # known pixels exactly as given
-
+    # --- generation: sample, img2img and inpaint are DiffusionBase's ------------------------------
     @torch.no_grad()
     def interpolate_prompts(
         self,
@@ -438,10 +358,9 @@ class TextToImage(ImageModel):
         cond = TextFeatures(
             tokens, (both.mask[:1] | both.mask[1:]).expand(frames, -1), both.pooled[:1].expand(frames, -1)
         )
-        null = self.text([""] * frames)
-        fn = self.guarded(S.cfg_denoiser(self.eps, cond, null, guidance, self.join))
+        fn = self.guarded(self.guided(cond, guidance))
         z = self.initial_noise(1, generator).expand(frames, -1, -1, -1).contiguous()
-        return self.from_latent(S.run_sampler(fn, z, self.alphas_cumprod, generator=generator, **sampling))
+        return self.decode(S.run_sampler(fn, z, self.alphas_cumprod, generator=generator, **sampling))
 
     # --- the pipeline's parts --------------------------------------------------------------------
     def check_parts(self) -> None:
@@ -468,12 +387,3 @@ class TextToImage(ImageModel):
     def load_extras(self, directory: Path) -> None:
         self.clip.tokenizer = load_tokenizer(directory)
         self.check_parts()
-
-
-def _ddim_step(fn: S.Denoiser, z: torch.Tensor, ac: torch.Tensor, t: int, prev: int) -> torch.Tensor:
-    """One deterministic DDIM step (eq. 12, η = 0) from timestep t to prev (prev < 0: to the clean latent)."""
-    a_t = ac[t]
-    a_p = ac[prev] if prev >= 0 else torch.ones((), device=z.device)
-    eps = fn(z, torch.full((z.shape[0],), t, device=z.device))
-    x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-    return a_p.sqrt() * x0 + (1 - a_p).sqrt() * eps

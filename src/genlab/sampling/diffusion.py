@@ -10,7 +10,9 @@ Notation (Ho et al. 2020; Song et al. 2021; Lu et al. 2022):
 A *denoiser* is ``fn(x, t) -> ε̂`` for a batch ``x`` (B×C×H×W) at integer timesteps ``t`` (B). Guidance wraps the
 denoiser (see :func:`cfg_denoiser`, :func:`classifier_guided`), so every sampler works with every kind of guidance.
 Each sampler evaluates the denoiser once per entry of ``timesteps`` (its number of function evaluations) and ends
-at the clean image (ᾱ = 1 after the last step).
+at the clean image (ᾱ = 1 after the last step). After every step it calls ``callback`` (k-diffusion's shape) with
+``{"i", "t", "prev", "x", "denoised"}`` (the step's index, timestep, next timestep (-1: clean), the new x and the
+x̂_0 it came from); a tensor returned replaces x, which is how :func:`repaint_sample` pastes the known region in.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tqdm.auto import tqdm
 from genlab.errors import GenlabError
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[dict], torch.Tensor | None]
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
 SPACINGS = ("uniform", "quadratic", "logsnr")
 
@@ -85,7 +88,19 @@ def _at(values: torch.Tensor, t: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def _steps(ts: list[int], progress: bool, desc: str):  # noqa: ANN202
-    return tqdm(list(zip(ts, ts[1:] + [-1], strict=True)), desc=desc, disable=not progress, leave=False)
+    return enumerate(tqdm(list(zip(ts, ts[1:] + [-1], strict=True)), desc=desc, disable=not progress, leave=False))
+
+
+def _x0(x: torch.Tensor, eps: torch.Tensor, a_t: torch.Tensor) -> torch.Tensor:
+    return (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+
+
+def _report(callback: Callback | None, i: int, t: int, prev: int, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """Call ``callback`` after a step; the tensor it returns (if any) replaces x."""
+    if callback is None:
+        return x
+    out = callback({"i": i, "t": t, "prev": prev, "x": x, "denoised": x0})
+    return x if out is None else out
 
 
 @torch.no_grad()
@@ -98,21 +113,48 @@ def ddpm_sample(
     variance: str = "beta",
     generator: torch.Generator | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """Ancestral sampling (DDPM Algorithm 2): x_{t-1} = (x_t − β_t/√(1-ᾱ_t) ε̂)/√α_t + σ_t z.
 
     σ_t² = β_t (``variance="beta"``) or β̃_t = (1-ᾱ_{t-1})/(1-ᾱ_t) β_t (``"beta_tilde"``). On a subsequence of
     timesteps, β is respaced: β'_t = 1 − ᾱ_t/ᾱ_prev (Nichol & Dhariwal 2021); on all T steps this is Algorithm 2.
     """
-    for t, prev in _steps(ts, progress, "ddpm"):
+    for i, (t, prev) in _steps(ts, progress, "ddpm"):
         a_t, a_prev = _at(alphas_cumprod, t, x), _at(alphas_cumprod, prev, x)
         beta = 1 - a_t / a_prev
         eps = denoise(x, torch.full((x.shape[0],), t, device=x.device))
+        x0 = _x0(x, eps, a_t)
         x = (x - beta / (1 - a_t).sqrt() * eps) / (1 - beta).sqrt()
         if prev >= 0:
             var = beta if variance == "beta" else beta * (1 - a_prev) / (1 - a_t)
             x = x + var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = _report(callback, i, t, prev, x, x0)
     return x
+
+
+@torch.no_grad()
+def ddim_step(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    t: int,
+    prev: int,
+    *,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DDIM step (Song et al. 2021, eq. 12) from timestep ``t`` to ``prev`` (< 0: the clean image):
+    x_prev = √ᾱ_prev x̂_0 + √(1-ᾱ_prev-σ²) ε̂ + σ z, with σ = η √((1-ᾱ_prev)/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_prev).
+    Returns (x_prev, x̂_0)."""
+    a_t, a_prev = _at(alphas_cumprod, t, x), _at(alphas_cumprod, prev, x)
+    eps = denoise(x, torch.full((x.shape[0],), t, device=x.device))
+    x0 = _x0(x, eps, a_t)
+    sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+    x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
+    if eta > 0 and prev >= 0:
+        x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x, x0
 
 
 @torch.no_grad()
@@ -125,17 +167,52 @@ def ddim_sample(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
-    """DDIM (Song et al. 2021, eq. 12): x_prev = √ᾱ_prev x̂_0 + √(1-ᾱ_prev-σ²) ε̂ + σ z, with
-    σ = η √((1-ᾱ_prev)/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_prev). η = 0 is deterministic; η = 1 is DDPM-like."""
-    for t, prev in _steps(ts, progress, "ddim"):
-        a_t, a_prev = _at(alphas_cumprod, t, x), _at(alphas_cumprod, prev, x)
-        eps = denoise(x, torch.full((x.shape[0],), t, device=x.device))
-        x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-        sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
-        x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
-        if eta > 0 and prev >= 0:
-            x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    """DDIM: :func:`ddim_step` over ``ts``. η = 0 is deterministic; η = 1 is DDPM-like."""
+    for i, (t, prev) in _steps(ts, progress, "ddim"):
+        x, x0 = ddim_step(denoise, x, alphas_cumprod, t, prev, eta=eta, generator=generator)
+        x = _report(callback, i, t, prev, x, x0)
+    return x
+
+
+@torch.no_grad()
+def repaint_sample(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    ts: list[int],
+    *,
+    known: torch.Tensor,
+    mask: torch.Tensor,
+    resample: int = 1,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """RePaint (Lugmayr et al. 2022) over deterministic DDIM steps: after every step the known region
+    (``mask`` = 0; ``known`` is the clean x_0) is replaced by ``known`` noised to the new level, q(x_prev | x_0),
+    and each step is redone ``resample`` times — jumping back up one step, q(x_t | x_prev), with fresh noise — so
+    the generated and the known regions agree. ``callback`` is called once per timestep, after its last redo."""
+
+    def paste(info: dict) -> torch.Tensor:
+        prev, keep = info["prev"], known
+        if prev >= 0:
+            eps = torch.randn(known.shape, generator=generator, device=known.device, dtype=known.dtype)
+            keep = add_noise(known, eps, torch.full((known.shape[0],), prev, device=known.device), alphas_cumprod)
+        return mask * info["x"] + (1 - mask) * keep
+
+    for i, (t, prev) in _steps(ts, progress, "repaint"):
+        for r in range(resample):
+            x_prev, x0 = ddim_step(denoise, x, alphas_cumprod, t, prev)
+            x_prev = paste({"i": i, "t": t, "prev": prev, "x": x_prev, "denoised": x0})
+            if r < resample - 1 and prev >= 0:  # go back up one step: q(x_t | x_prev)
+                a = alphas_cumprod[t] / alphas_cumprod[prev]
+                noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = a.sqrt() * x_prev + (1 - a).sqrt() * noise
+            else:
+                x = x_prev
+        x = _report(callback, i, t, prev, x, x0)
     return x
 
 
@@ -165,6 +242,7 @@ def dpmpp_2m_sample(
     ts: list[int],
     *,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the diffusion ODE in
     data-prediction form. With h_i = λ_{t_i} − λ_{t_{i-1}} and r = h_{i-1}/h_i:
@@ -172,12 +250,12 @@ def dpmpp_2m_sample(
         x_{t_i} = (σ_{t_i}/σ_{t_{i-1}}) x_{t_{i-1}} − α_{t_i} (e^{−h_i} − 1) D_i
     """
     previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (x̂_0, h) of the step before
-    for t, prev in _steps(ts, progress, "dpm-solver++"):
+    for i, (t, prev) in _steps(ts, progress, "dpm-solver++"):
         a_t, a_prev = _at(alphas_cumprod, t, x), _at(alphas_cumprod, prev, x)
         eps = denoise(x, torch.full((x.shape[0],), t, device=x.device))
-        x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        x0 = _x0(x, eps, a_t)
         if prev < 0:  # the last step lands on the clean image: take the data prediction
-            return x0
+            return _report(callback, i, t, prev, x0, x0)
         lam_t = 0.5 * torch.log(a_t / (1 - a_t))
         lam_prev = 0.5 * torch.log(a_prev / (1 - a_prev))
         h = lam_prev - lam_t
@@ -186,6 +264,7 @@ def dpmpp_2m_sample(
             r = previous[1] / h
             d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * previous[0]
         x = ((1 - a_prev) / (1 - a_t)).sqrt() * x - a_prev.sqrt() * torch.expm1(-h) * d
+        x = _report(callback, i, t, prev, x, x0)
         previous = (x0, h)
     return x
 
@@ -253,6 +332,7 @@ def run_sampler(
     start: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """Denoise ``x`` (pure noise, or noised to timestep ``start``) with one of :data:`SAMPLERS` in ``steps``
     model evaluations. ``spacing="auto"``: uniform in t for ddpm/ddim (their papers), log-SNR for dpmpp."""
@@ -264,11 +344,12 @@ def run_sampler(
     if spacing == "auto":
         spacing = "logsnr" if sampler == "dpmpp" else "uniform"
     ts = timesteps(T, steps, spacing, alphas_cumprod)
+    common = dict(progress=progress, callback=callback)
     if sampler == "ddpm":
-        return ddpm_sample(denoise, x, alphas_cumprod, ts, variance=variance, generator=generator, progress=progress)
+        return ddpm_sample(denoise, x, alphas_cumprod, ts, variance=variance, generator=generator, **common)
     if sampler == "ddim":
-        return ddim_sample(denoise, x, alphas_cumprod, ts, eta=eta, generator=generator, progress=progress)
-    return dpmpp_2m_sample(denoise, x, alphas_cumprod, ts, progress=progress)
+        return ddim_sample(denoise, x, alphas_cumprod, ts, eta=eta, generator=generator, **common)
+    return dpmpp_2m_sample(denoise, x, alphas_cumprod, ts, **common)
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, lam: float) -> torch.Tensor:
