@@ -183,9 +183,9 @@ def load_text2image(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     device = best_device(args.device)
     model = load_model(args.model, task="text2image" if args.model is None else "image", device=device)
-    if model.family != "text2image":
+    if model.condition != "text" or not hasattr(model, "img2img"):
         raise GenlabError(
-            f"--model: {args.model} holds a {model.family} model; diffusion editing needs a text2image one"
+            f"--model: {args.model} holds a {model.family} model; diffusion editing needs a text-to-image one"
         )
     controls = dict(
         guidance=args.guidance,

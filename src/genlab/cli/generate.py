@@ -105,6 +105,8 @@ def sampler_controls(args: argparse.Namespace, model: Any, device: Any) -> dict[
 def _generate_image(args: argparse.Namespace) -> int:
     import time
 
+    import torch
+
     from genlab.checkpoint import load_model
     from genlab.runtime import best_device, make_generator
     from genlab.sampling.images import save_images
@@ -115,12 +117,10 @@ def _generate_image(args: argparse.Namespace) -> int:
     model = load_model(args.model, task=default_task or "image", device=device)
     g = make_generator(args.seed, device)
     start = time.perf_counter()
-    if model.condition == "text":
-        out_images, nrow = _from_prompt(model, args, g)
-    else:
-        if wants_text:
-            raise GenlabError(f"--prompt: this {model.family} model does not take prompts (use --class where it has)")
-        out_images, nrow = _from_class(model, args, g, device)
+    if wants_text and model.condition != "text":
+        raise GenlabError(f"--prompt: this {model.family} model does not take prompts (use --class where it has)")
+    with torch.no_grad():
+        out_images, nrow = (_from_prompt if model.condition == "text" else _from_class)(model, args, g, device)
     seconds = time.perf_counter() - start
     size = out_images.shape[-1]
     written = save_images(out_images, args.out or "samples.png", nrow=nrow, scale=args.scale or max(1, 48 // size))
@@ -174,7 +174,7 @@ def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tu
     return images, min(args.n, max(1, math.ceil(math.sqrt(args.n))))
 
 
-def _from_prompt(model: Any, args: argparse.Namespace, g: Any) -> tuple[Any, int]:
+def _from_prompt(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tuple[Any, int]:
     import math
 
     if args.class_ is not None or args.classifier_scale or args.interpolate:

@@ -22,13 +22,15 @@ def generate_for_eval(
     model: Any, n: int, *, seed: int = 0, batch_size: int = 250, progress: bool = True, **controls: Any
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """``n`` samples in [0, 1] (classes cycling 0 … K-1 for a conditional model), their classes, and images/s."""
-    labels = torch.arange(n) % model.config.num_classes if model.conditional else None
+    conditional = model.condition == "class" and getattr(model, "conditional", False)
+    labels = torch.arange(n) % model.config.num_classes if conditional else None
     g = torch.Generator(device=model.device).manual_seed(seed)
     out = []
     start = time.perf_counter()
     for i in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress, leave=False):
         y = labels[i : i + batch_size].to(model.device) if labels is not None else None
-        out.append(model.sample(min(batch_size, n - i), y, generator=g, **controls).cpu())
+        with torch.no_grad():
+            out.append(model.sample(min(batch_size, n - i), y, generator=g, **controls).cpu())
     return torch.cat(out), labels, n / (time.perf_counter() - start)
 
 

@@ -85,10 +85,12 @@ class LanguageModel(GenerativeModel):
         return batch_size * self.config.block_size
 
     def evaluate(self, val: torch.Tensor, *, batches: int = 20, batch_size: int = 64) -> dict[str, Any]:
-        """nanoGPT's estimator of the held-out loss: random windows, context growing from zero."""
+        """nanoGPT's estimator of the held-out loss (nats per token): random windows, context growing from zero."""
         from genlab.eval.text import mean_block_loss
 
-        block = self.config.block_size
+        block = getattr(self.config, "block_size", None)
+        if block is None:  # a model without a fixed window (n-gram): every held-out token, scored in context
+            return {"val_loss": float(-self.token_logprobs(val.to(self.device)).mean())} if val.numel() >= 2 else {}
         if val.numel() < block + 2:
             return {}
         return {"val_loss": mean_block_loss(self, val, block_size=block, batches=batches, batch_size=batch_size)}
