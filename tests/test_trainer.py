@@ -169,3 +169,44 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, corpus_file):
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["step"] == stopped_at + 5
     assert math.isfinite(json.loads(resumed.stdout)["held_out"]["bits_per_char"])
+
+
+def _autoencoder(out, seed_model=0):
+    from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
+
+    torch.manual_seed(seed_model)
+    cfg = AutoencoderConfig(image_size=8, base_channels=8, channel_mult="1,2", perceptual_weight=0.0, disc_start=2)
+    model = Autoencoder(cfg)
+    tcfg = TrainConfig(steps=8, batch_size=4, warmup=2, eval_every=1000, ckpt_every=1000, log_every=1)
+    images = torch.rand(64, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def batches(i: int) -> tuple:
+        g = torch.Generator().manual_seed(i)
+        return (images[torch.randint(0, 64, (4,), generator=g)], None)
+
+    return model, tcfg, batches
+
+
+def test_resume_is_exact_with_two_optimizers(tmp_path):
+    """The autoencoder and its critic step with their own AdamW states; both are saved and restored."""
+    model, cfg, batches = _autoencoder(tmp_path / "a")
+    Trainer(model, cfg, batches=batches, out_dir=tmp_path / "a", quiet=True).fit()
+    state = torch.load(tmp_path / "a" / "train_state.pt", weights_only=True)
+    assert set(state["optimizers"]) == {"model", "critic"} and state["optimizers"]["critic"]["state"]
+    logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").open()]
+    assert "loss_critic" in logged[-1] and "loss_critic" not in logged[0]  # the critic starts after disc_start
+
+    model_b, cfg_b, batches_b = _autoencoder(tmp_path / "b")
+    trainer = Trainer(model_b, cfg_b, batches=None, out_dir=tmp_path / "b", quiet=True)
+
+    def interrupting(i):
+        if i == 4:
+            trainer._interrupted = True
+        return batches_b(i)
+
+    trainer.batches = interrupting
+    assert trainer.fit().step == 5
+    model_c, cfg_c, batches_c = _autoencoder(tmp_path / "b", seed_model=7)
+    assert Trainer(model_c, cfg_c, batches=batches_c, out_dir=tmp_path / "b", quiet=True).fit(resume=True).step == 8
+    for (name, a), b in zip(model.state_dict().items(), model_c.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
