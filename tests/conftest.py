@@ -174,3 +174,13 @@ def t2i_runs(tmp_path_factory) -> dict[str, Path]:
         overrides=few | {"channel_mult": "1", "attn_resolutions": "4", "sample_every": 6},
     )
     return {name: root / name for name in ("feat", "ae", "ae2", "clip", "t2i")}
+
+
+#: session fixtures that train models: every test using one is slow (`pytest -m "not slow"` skips their setup)
+TRAINING_FIXTURES = {"trained", "image_runs", "t2i_runs", "tiny_run"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

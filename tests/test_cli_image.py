@@ -188,6 +188,7 @@ def test_generate_bad_requests(cli, image_runs, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_train_image_bad_inputs(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     one_line_error(cli("train", "image", "--data", tmp_path / "empty", "--out", tmp_path / "r1"), "no images")

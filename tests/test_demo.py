@@ -1,3 +1,5 @@
+import pytest
+
 from genlab.assets import DEFAULTS, ROOT
 
 
@@ -14,6 +16,7 @@ def test_every_shipped_model_has_a_model_card_and_loads():
     assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 30e6
 
 
+@pytest.mark.slow
 def test_shipped_gpt_beats_the_5gram_on_held_out_verses():
     import genlab
     from genlab.data.text import load_text, split_text
@@ -30,6 +33,7 @@ def test_shipped_gpt_beats_the_5gram_on_held_out_verses():
     assert gpt["nats_per_char"] < evaluate_text(five, held_out)["nats_per_char"] - 0.05
 
 
+@pytest.mark.slow
 def test_shipped_diffusion_model_draws_the_asked_digit():
     import torch
 
@@ -46,6 +50,7 @@ def test_shipped_diffusion_model_draws_the_asked_digit():
     assert (predicted == classes).float().mean() >= 0.9
 
 
+@pytest.mark.slow
 def test_demo_writes_a_report(cli, tmp_path):
     r = cli("demo", "--out", tmp_path / "demo")
     assert r.code == 0, r

@@ -38,6 +38,7 @@ def test_unet_shapes_and_soft_class_weights():
     assert not torch.allclose(net(x, t, torch.tensor([0, 0])), hard)
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_one_image_and_ddpm_reproduces_it():
     model = tiny(prediction="v")  # trained on v, sampled through the ε it implies
     img = torch.zeros(1, 1, 8, 8)

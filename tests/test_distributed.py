@@ -2,7 +2,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_one_model(tmp_path, corpus_file):
     out = tmp_path / "ddp"
     cmd = [

@@ -2,10 +2,13 @@
 
 import re
 
+import pytest
+
 from genlab.demo import SECTIONS
 from genlab.demo.edit import edit_section
 
 
+@pytest.mark.slow
 def test_edit_section_writes_its_images(tmp_path):
     assert ("edit", edit_section) in SECTIONS
     page = edit_section(tmp_path, seed=0)

@@ -23,6 +23,7 @@ def smooth_image(h: int, w: int) -> np.ndarray:
     return np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.3 + 0.5 * x * y], -1).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_fitting_lowers_the_mse_to_its_target():
     target = smooth_image(32, 32)
     result = deep_image_prior("denoise", target, DIPConfig(iterations=120, log_every=20, **TINY), reference=target)
@@ -32,6 +33,7 @@ def test_fitting_lowers_the_mse_to_its_target():
     assert result.image.shape == target.shape and result.stopped == "iterations"
 
 
+@pytest.mark.slow
 def test_denoising_beats_the_noisy_input():
     clean = smooth_image(32, 32)
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
@@ -52,6 +54,7 @@ def test_any_size_is_padded_and_cropped_back():
     assert net.multiple == 8 and net(torch.rand(1, 8, 16, 24)).shape == (1, 3, 16, 24)
 
 
+@pytest.mark.slow
 def test_superresolution_fits_through_the_downsampler():
     hr = smooth_image(32, 32)
     lr = downsample(torch.from_numpy(hr.transpose(2, 0, 1))[None], (8, 8))[0].numpy().transpose(1, 2, 0)
@@ -60,6 +63,7 @@ def test_superresolution_fits_through_the_downsampler():
     assert result.history[-1]["psnr"] > 20
 
 
+@pytest.mark.slow
 def test_inpainting_fits_only_known_pixels():
     img = smooth_image(24, 24)
     hole = np.zeros((24, 24), bool)
@@ -72,6 +76,7 @@ def test_inpainting_fits_only_known_pixels():
         deep_image_prior("inpaint", damaged, DIPConfig(iterations=1, **TINY))
 
 
+@pytest.mark.slow
 def test_early_stopping_options():
     img = smooth_image(16, 16)
     assert deep_image_prior("denoise", img, DIPConfig(iterations=50, min_loss=10.0, **TINY)).stopped == "min_loss"

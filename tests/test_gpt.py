@@ -78,6 +78,7 @@ def test_token_logprobs_short_and_sliding(char_tok):
     torch.testing.assert_close(lp[p - 1], ref, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_drives_200_character_text_to_near_zero_loss():
     tok = CharTokenizer.train(TEXT_200)
     torch.manual_seed(0)

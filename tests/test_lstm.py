@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from genlab.data.tokenizers import CharTokenizer
@@ -34,6 +35,7 @@ def test_token_logprobs_carry_state_across_chunks(char_tok):
     torch.testing.assert_close(lp, direct, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_drives_200_character_text_to_near_zero_loss():
     tok = CharTokenizer.train(TEXT_200)
     torch.manual_seed(0)

@@ -88,6 +88,7 @@ def test_grey_and_rgba_files(cli, photo, tmp_path, name):
     assert np.asarray(Image.open(tmp_path / "m.png")).shape == (64, 64)
 
 
+@pytest.mark.slow
 def test_everything_as_png_rle_and_polygons(cli, photo, tmp_path):
     scene = photo["root"] / "scene.png"
     r = cli("segment", scene, "--all", "--out", tmp_path / "all.png", "--json")

@@ -170,6 +170,7 @@ def test_sample_points_to_the_predictor():
         tiny_sam().sample(1)
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_segment_run_ends_with_identical_weights(tmp_path):
     def setup(out, seed_model=0):
         torch.manual_seed(seed_model)

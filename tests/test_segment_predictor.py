@@ -28,6 +28,7 @@ def _click(mask):
     return [[x - 0.5, y - 0.5]]  # a pixel index: the predictor uses its centre
 
 
+@pytest.mark.slow
 def test_segment_predictor_is_exposed_lazily():
     import subprocess
     import sys
@@ -169,6 +170,7 @@ def test_a_box_on_a_one_object_image_gives_iou_above_0_9(predictor):
         assert iou(masks[0], mask) > 0.9, seed
 
 
+@pytest.mark.slow
 def test_feeding_a_box_answer_back_mends_lone_large_objects(predictor):
     # one decoder pass on a box around a lone large object sometimes answers a shrunken blob inside it; a second
     # round with the first answer's logits as the mask prompt (as in training's sessions) mends it
@@ -193,6 +195,7 @@ def test_feeding_a_box_answer_back_mends_lone_large_objects(predictor):
     assert min(refined) > 0.9 and np.mean(refined) > np.mean(once), (min(refined), np.mean(once), np.mean(refined))
 
 
+@pytest.mark.slow
 def test_a_correct_foreground_point_never_lowers_the_mean_iou(predictor):
     one, two = [], []
     for index in range(40):
@@ -215,6 +218,7 @@ def test_a_correct_foreground_point_never_lowers_the_mean_iou(predictor):
     assert np.mean(two) >= np.mean(one), (np.mean(one), np.mean(two))
 
 
+@pytest.mark.slow
 def test_automatic_mode_finds_the_objects_of_a_generated_image(predictor):
     found = total = 0
     for index in range(6):

@@ -14,6 +14,7 @@ from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
 from .test_cli import one_line_error
 
 
+@pytest.mark.slow
 def test_autoencoder_reconstruction_improves_with_training():
     from genlab.eval.fidelity import psnr
 
@@ -346,6 +347,7 @@ def test_clip_zero_shot_cli(cli, t2i_runs, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_eval_text2image_judges_prompts_and_the_autoencoder_ceiling(cli):
     from genlab.assets import default_model
 

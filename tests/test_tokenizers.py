@@ -17,6 +17,7 @@ def test_char_round_trip_any_unicode(text):
     assert CHAR.decode(CHAR.encode(text)) == text
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_bpe_round_trip_any_unicode(text):

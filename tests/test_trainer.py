@@ -90,6 +90,7 @@ def test_ema_weights_are_what_load_returns(tmp_path):
     assert torch.equal(raw.wte.weight, model.wte.weight)
 
 
+@pytest.mark.slow
 def test_time_budget_stops_early(tmp_path):
     model, cfg, batches = _setup(tmp_path, 10**9)
     cfg.time_budget = 1.0
@@ -117,6 +118,7 @@ def test_bad_trainer_config():
         TrainConfig(ema=1.0).validate()
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, corpus_file):
     out = tmp_path / "run"
     args = [

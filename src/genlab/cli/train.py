@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import Any
 
 from genlab.cli.common import Formatter, json_out
@@ -120,8 +121,8 @@ def registry_help() -> str:
         lines.append(f"  {kind}: {', '.join(families_for(kind))} (default {default})")
     lines.append("--set model keys, by family (key: type = default):")
     for name in FAMILIES:
-        keys = ", ".join(line.split(" = ")[0] for line in describe_fields(family_class(name).Config))
-        lines.append(f"  {name}: {keys}")
+        keys = "; ".join(describe_fields(family_class(name).Config))
+        lines += textwrap.wrap(f"{name}: {keys}", 118, initial_indent="  ", subsequent_indent="      ")
     lines.append("--set trainer keys (every family the Trainer trains):")
     lines += [f"  {line}" for line in describe_fields(TrainConfig)]
     return "\n".join(lines)
