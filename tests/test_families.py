@@ -52,6 +52,7 @@ def build_tiny(name: str, tmp: Path) -> tuple[GenerativeModel, object, object]:
             parts[part_name] = load_model(tmp / part_name)
     data = cls.prepare_data(_data(cls, tmp), mcfg, TrainOptions(), parts)
     model = cls.build(mcfg, data, parts)
+    model.attach_parts(parts)
     if cls.trains_by_counting:
         model.fit_data(data)
         return model, None, data.val

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models.base import GenerativeModel, Optim, Part, TrainingData
+from genlab.models.base import GenerativeModel, Optim, Part
 from genlab.models.diffusion import parse_ints
 from genlab.models.image import EVAL_IMAGES, ImageModel, write_grid
 from genlab.nn.unet import ResBlock, group_norm
@@ -180,19 +180,9 @@ class Autoencoder(ImageModel):
     }
 
     # --- training hooks ----------------------------------------------------------------------------
-    @classmethod
-    def build(cls, config: Any, data: TrainingData, parts: dict[str, GenerativeModel]) -> Autoencoder:
-        model = super().build(config, data, parts)
+    def attach_parts(self, parts: dict[str, GenerativeModel]) -> None:
         if "perceptual" in parts:
-            model.attach_perceptual(parts["perceptual"])
-        return model
-
-    @classmethod
-    def rebuild(cls, config: Any, directory: Path, parts: dict[str, GenerativeModel]) -> Autoencoder:
-        model = super().rebuild(config, directory, parts)
-        if "perceptual" in parts:
-            model.attach_perceptual(parts["perceptual"])
-        return model
+            self.attach_perceptual(parts["perceptual"])
 
     def optimizers(self) -> dict[str, Optim]:
         """The autoencoder and its PatchGAN critic step separately, each with its own AdamW state."""

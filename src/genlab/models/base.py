@@ -83,9 +83,10 @@ class GenerativeModel(nn.Module):
         fine_tunes: ``genlab train --init DIR`` may start a run from a checkpoint of this family.
         ddp_find_unused_parameters: some parameters get no gradient on some steps (a critic that starts late).
 
-    Training hooks (what ``genlab.train.train`` calls, in order): ``prepare_data`` → ``build`` (or ``rebuild``
-    on --resume) → ``batches`` → the Trainer optimizes ``losses`` with ``optimizers``, calling ``evaluate`` and
-    ``preview`` along the way → ``final_figures``. A family overrides what it needs; the modality base classes
+    Training hooks (what ``genlab.train.run.train`` calls, in order): ``prepare_data`` → ``build`` (or
+    ``rebuild`` on --resume) → ``attach_parts`` → ``batches`` → the Trainer optimizes ``losses`` with
+    ``optimizers``, calling ``evaluate`` and ``preview`` along the way → ``final_figures``. A family overrides
+    what it needs; the modality base classes
     (:class:`genlab.models.lm.LanguageModel`, :class:`genlab.models.image.ImageModel`) supply the data hooks.
         no_samples: for a family that draws no samples (a classifier, an encoder), what it does instead.
     """
@@ -155,6 +156,9 @@ class GenerativeModel(nn.Module):
         model = cls(config)
         model.load_extras(directory)
         return model
+
+    def attach_parts(self, parts: dict[str, GenerativeModel]) -> None:
+        """Attach the loaded ``parts`` the checkpoint does not store (``Part.on_resume``), after build or rebuild."""
 
     def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
         """The i-th training micro-batch as a pure function of (seed, rank, i): exact resume needs no data state."""

@@ -86,6 +86,7 @@ def train(
     info, dev = distributed.setup(best_device(device))
     seed_everything(tcfg.seed + info.rank)
     model = cls.rebuild(mcfg, out, loaded) if resume else cls.build(mcfg, dataset, loaded)
+    model.attach_parts(loaded)
     if init is not None:
         _load_init(model, Path(init))
         run_info["init"] = str(init)
