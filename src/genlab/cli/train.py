@@ -72,7 +72,9 @@ def _family(what: str, model: str | None) -> tuple[str, str]:
     if what in DEFAULT_FAMILY:
         return model or DEFAULT_FAMILY[what], what
     if model is not None and model != what:
-        raise GenlabError(f"--model {model}: `genlab train {what}` trains the {what} family (or use train image)")
+        raise GenlabError(
+            f"--model {model}: `genlab train {what}` trains the {what} family; use `genlab train KIND --model {model}`"
+        )
     if what not in FAMILIES:
         raise GenlabError(f"unknown kind {what!r}; choose one of: {', '.join(_choices())}")
     return what, what

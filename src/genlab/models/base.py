@@ -73,7 +73,8 @@ class GenerativeModel(nn.Module):
         presets:  ``{"tiny" | "small" | "base": {field: value}}``; a preset may set model-config
                   fields and trainer fields (``genlab.train.TrainConfig``) alike.
         trains_by_counting: True for families fit in closed form (n-gram), not by the Trainer.
-        trains_on: the kind of ``--data`` it learns from (``text``, ``image``, ``segment``): ``genlab train KIND``.
+        trains_on: the kind of ``--data`` it learns from (``text``, ``image``, ``segment``): ``genlab train KIND``;
+                  ``data_help`` says what ``--data`` may be.
         condition: what ``sample``'s ``cond`` is: ``"class"``, ``"text"`` (a prompt) or ``""`` (none).
         sampling_controls: the keyword controls ``sample`` accepts beyond ``n, cond, generator``; the CLI passes
                   only these, and refuses a control the family does not take.
@@ -97,6 +98,7 @@ class GenerativeModel(nn.Module):
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     trains_by_counting: ClassVar[bool] = False
     trains_on: ClassVar[str] = ""
+    data_help: ClassVar[str] = ""
     condition: ClassVar[str] = ""
     sampling_controls: ClassVar[frozenset[str]] = frozenset()
     parts: ClassVar[dict[str, Part]] = {}

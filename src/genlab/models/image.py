@@ -32,6 +32,7 @@ class ImageModel(GenerativeModel):
     """A family trained on images (``--data``: a folder, ``digits`` or ``shapes``; ``--size``)."""
 
     trains_on = "image"
+    data_help = "a folder of images, 'digits' or 'shapes'"
     unit = "img"
     val_fraction = 0.2
     fine_tunes = True

@@ -24,6 +24,7 @@ from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
 class LanguageModel(GenerativeModel):
     modality = "text"
     trains_on = "text"
+    data_help = "a .txt file, a folder, a .jsonl file, or 'kjv'"
     unit = "tok"
     val_fraction = 0.1
     sampling_controls = frozenset({"max_tokens", "temperature", "top_k", "top_p", "stop", "on_text", "cache"})

@@ -131,6 +131,7 @@ class SamModel(GenerativeModel):
     modality = "segment"
     Config = SamConfig
     trains_on = "segment"
+    data_help = "shapes, blobs, or a folder with images/ and masks/"
     unit = "img"
     presets = {
         # 64×64 shapes on a 2-core CPU in about an hour and a half (docs/segment.md, the shipped sam-shapes model)

@@ -66,7 +66,7 @@ def train(
         if saved_fraction is not None:
             options.val_fraction = saved_fraction
     if data is None:
-        raise GenlabError(f"--data is required ({DATA_HELP.get(cls.modality, 'see genlab train --help')})")
+        raise GenlabError(f"--data is required: {cls.data_help or 'see genlab train --help'}")
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     options.seed, options.explicit = tcfg.seed, frozenset(plan.explicit)
     options.resume_from = out if resume else None
@@ -115,12 +115,6 @@ def train(
     if not info.is_main or result.stopped == "interrupted":
         return {"out": str(out), "family": cls.family, "stopped": result.stopped, "step": result.step}
     return _summary(model, out, dataset, result.stopped, result.step, result.loss, result.evals)
-
-
-DATA_HELP = {
-    "text": "a .txt file, a folder, a .jsonl file, or 'kjv'",
-    "segment": "shapes, blobs, or a folder with images/ and masks/",
-}
 
 
 def resolve_parts(
