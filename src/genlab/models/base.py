@@ -42,6 +42,7 @@ class TrainOptions:
     seed: int = 0  # the run's seed (data splits that draw)
     explicit: frozenset[str] = frozenset()  # config keys the user set: data-derived values must not override them
     resume_from: Path | None = None  # the run directory when resuming (its tokenizer, ...)
+    init_from: Path | None = None  # --init: the checkpoint a fine-tuning run starts from (its tokenizer, ...)
 
 
 @dataclass

@@ -61,8 +61,9 @@ class LanguageModel(GenerativeModel):
         text = load_text(source)
         fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
         train_part, val_part = split_text(text, fraction)
-        if options.resume_from is not None:
-            tok = load_tokenizer(options.resume_from)
+        known = options.resume_from or options.init_from  # a resumed or fine-tuned model keeps its tokenizer
+        if known is not None:
+            tok = load_tokenizer(known)
         else:
             tok = train_tokenizer(options.tokenizer, train_part, options.vocab_size)
         config.vocab_size = tok.vocab_size

@@ -70,6 +70,7 @@ def train(
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     options.seed, options.explicit = tcfg.seed, frozenset(plan.explicit)
     options.resume_from = out if resume else None
+    options.init_from = Path(init) if init is not None else None
     part_paths = resolve_parts(cls, mcfg, parts or {}, plan.saved, resume)
     loaded = {name: load_model(path, task=cls.parts[name].task) for name, path in part_paths.items()}
     dataset = cls.prepare_data(data, mcfg, options, loaded)
