@@ -30,7 +30,7 @@ def train(
     family: str,
     data: str | None,
     out: str | Path,
-    modality: str | tuple[str, ...] | None = None,
+    modality: str | None = None,
     preset: str = "tiny",
     overrides: dict[str, Any] | None = None,
     options: TrainOptions | None = None,
@@ -47,7 +47,7 @@ def train(
     needs (``--autoencoder DIR``, ...). ``init``: a checkpoint of the same family whose weights (and model config)
     the run starts from — fine-tuning; ``overrides`` may change fields that keep the weights' shapes.
     """
-    out = Path(out)
+    out, init = Path(out), Path(init) if init is not None else None
     overrides = dict(overrides or {})
     options = options or TrainOptions()
     if init is not None and (resume or not get_family(family, modality).fine_tunes):
@@ -57,7 +57,7 @@ def train(
         )
     plan = plan_run(
         out, modality=modality, family=family, preset=preset, overrides=overrides, resume=resume,
-        init=Path(init) if init is not None else None, size=options.size,
+        init=init, size=options.size,
     )  # fmt: skip
     cls, mcfg, tcfg = plan.cls, plan.model_config, plan.train_config
     if resume:
@@ -70,7 +70,7 @@ def train(
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     options.seed, options.explicit = tcfg.seed, frozenset(plan.explicit)
     options.resume_from = out if resume else None
-    options.init_from = Path(init) if init is not None else None
+    options.init_from = init
     part_paths = resolve_parts(cls, mcfg, parts or {}, plan.saved, resume)
     loaded = {name: load_model(path, task=cls.parts[name].task) for name, path in part_paths.items()}
     dataset = cls.prepare_data(data, mcfg, options, loaded)
@@ -81,7 +81,7 @@ def train(
     if cls.trains_by_counting:
         model = cls.build(mcfg, dataset, loaded)
         model.fit_data(dataset)
-        save_model(model, out, run=run_info | dataset.run)
+        save_model(model, out, run=run_info | dataset.run)  # fitting may record more (the n-gram: its counts)
         return _summary(model, out, dataset, "done", 0, float("nan"), {})
 
     info, dev = distributed.setup(best_device(device))
@@ -89,7 +89,7 @@ def train(
     model = cls.rebuild(mcfg, out, loaded) if resume else cls.build(mcfg, dataset, loaded)
     model.attach_parts(loaded)
     if init is not None:
-        _load_init(model, Path(init))
+        _load_init(model, init)
         run_info["init"] = str(init)
     say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
     held_out = len(dataset.val) > 0
