@@ -161,3 +161,14 @@ def test_resume_accepts_a_repeated_model_option_and_refuses_a_change(trained, tm
     assert plan.resume and plan.model_config.n_layer == n_layer
     with pytest.raises(GenlabError, match="cannot change the model's shape \\(n_layer\\)"):
         plan_run(run, modality="text", family="gpt", preset="tiny", overrides={"n_layer": n_layer + 1}, resume=True)
+
+
+def test_eval_text_val_fraction_zero_scores_the_whole_text_as_training_part(cli, trained):
+    """--val-fraction 0 is a value (nothing held out), not 'use the default'."""
+    import json
+
+    whole = json.loads(cli("eval", "text", trained["gpt"], "--data", trained["data"], "--json").out)
+    train = cli("eval", "text", trained["gpt"], "--data", trained["data"], "--split", "train", "--val-fraction", "0",
+                "--json")  # fmt: skip
+    assert train.code == 0, train
+    assert json.loads(train.out)["nats_per_char"] == whole["nats_per_char"]

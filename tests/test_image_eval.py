@@ -77,3 +77,14 @@ def test_frechet_distance_equals_the_matrix_square_root_formula():
     mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
     reference = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-6)
+
+
+def test_reference_val_fraction_zero_holds_nothing_back():
+    """--val-fraction 0 is a value: the training part is every image, even when the run recorded another split."""
+    from types import SimpleNamespace
+
+    from genlab.eval.image import reference_images
+
+    model = SimpleNamespace(config=SimpleNamespace(image_size=8, channels=1), run={"val_fraction": 0.2})
+    assert len(reference_images(model, "digits", "train", 0.0)) == 1797
+    assert len(reference_images(model, "digits", "train", None)) < 1797

@@ -30,7 +30,7 @@ def _eval_text(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(args.model_dir, task="text", device=best_device(args.device))
     text = load_text(args.data)
     if (args.split or "all") != "all":
-        train_part, val_part = split_text(text, args.val_fraction or 0.1)
+        train_part, val_part = split_text(text, 0.1 if args.val_fraction is None else args.val_fraction)
         text = val_part if args.split == "val" else train_part
     return evaluate_text(model, text)
 

@@ -78,7 +78,9 @@ def reference_images(model: Any, src: str, split: str = "val", val_fraction: flo
         raise GenlabError(f"--data has {data.images.shape[1]} channels but the model makes {model.config.channels}")
     if split == "all":
         return data
-    train, val = split_images(data, val_fraction or (model.run or {}).get("val_fraction", 0.2))
+    if val_fraction is None:  # 0 is a value: everything is training data
+        val_fraction = (model.run or {}).get("val_fraction", 0.2)
+    train, val = split_images(data, val_fraction)
     return val if split == "val" else train
 
 
