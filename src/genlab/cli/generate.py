@@ -83,7 +83,7 @@ def _guidance_classifier(args: argparse.Namespace, device: Any) -> Any:
     return load_model(args.classifier or default_model("guidance"), task="classifier", device=device)
 
 
-#: the image-sampling options and their defaults: a family takes the ones in its ``sampling_controls``
+#: the image-sampling options and their defaults (the parser's): a family takes those in its ``sampling_controls``
 SAMPLER_DEFAULTS: dict[str, Any] = dict(
     sampler="ddim", steps=50, eta=0.0, spacing="auto", variance="beta", guidance=0.0, classifier_scale=0.0
 )
@@ -201,25 +201,42 @@ def add_sampler_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("image sampling")
     g.add_argument(
         "--sampler",
-        default="ddim",
+        default=SAMPLER_DEFAULTS["sampler"],
         choices=["ddpm", "ddim", "dpmpp"],
         help="ddpm: ancestral (Algorithm 2); ddim: deterministic at --eta 0; dpmpp: DPM-Solver++(2M)",
     )
-    g.add_argument("--steps", type=int, default=50, help="denoising steps = model evaluations (ddpm: 1000 is exact)")
-    g.add_argument("--eta", type=float, default=0.0, help="ddim: 0 deterministic … 1 DDPM-like noise")
+    g.add_argument(
+        "--steps",
+        type=int,
+        default=SAMPLER_DEFAULTS["steps"],
+        help="denoising steps = model evaluations (ddpm: 1000 is exact)",
+    )
+    g.add_argument(
+        "--eta", type=float, default=SAMPLER_DEFAULTS["eta"], help="ddim: 0 deterministic … 1 DDPM-like noise"
+    )
     g.add_argument(
         "--spacing",
-        default="auto",
+        default=SAMPLER_DEFAULTS["spacing"],
         choices=["auto", "uniform", "quadratic", "logsnr"],
         help="timesteps to visit: uniform in t, quadratic (dense near 0), uniform in log-SNR; auto: logsnr for dpmpp",
     )
-    g.add_argument("--variance", default="beta", choices=["beta", "beta_tilde"], help="ddpm: σ²=β or the posterior β̃")
-    g.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance w (0 = the plain model)")
+    g.add_argument(
+        "--variance",
+        default=SAMPLER_DEFAULTS["variance"],
+        choices=["beta", "beta_tilde"],
+        help="ddpm: σ²=β or the posterior β̃",
+    )
+    g.add_argument(
+        "--guidance",
+        type=float,
+        default=SAMPLER_DEFAULTS["guidance"],
+        help="classifier-free guidance w (0 = the plain model)",
+    )
     g.add_argument("--classifier", help="noisy-image classifier for classifier guidance (DIR)")
     g.add_argument(
         "--classifier-scale",
         type=float,
-        default=0.0,
+        default=SAMPLER_DEFAULTS["classifier_scale"],
         dest="classifier_scale",
         help="classifier guidance scale s on ∇ log p(y|x_t)",
     )
