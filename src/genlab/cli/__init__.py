@@ -1,7 +1,10 @@
 """The ``genlab`` command: parse, call the library, report. One module per verb.
 
-Exit status: 0 done; 2 bad usage or bad input (one line, no traceback); 1 an internal error;
-130 interrupted (training saves a checkpoint first).
+Exit status: 0 done; 2 bad usage or bad input (one line, no traceback); 1 an internal error (a traceback and a
+request for a bug report); 130 interrupted (training saves a checkpoint first).
+
+The error boundary is :func:`main`: a :class:`GenlabError`, an I/O error on a file the user named, or running out of
+memory on a size the user chose is one line and exit 2; anything else is a bug in genlab.
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 import warnings
 
 from genlab.cli.classify import add_classify
-from genlab.cli.common import Formatter
+from genlab.cli.common import Formatter, GenlabParser
 from genlab.cli.demo import add_demo
 from genlab.cli.edit import add_edit
 from genlab.cli.eval import add_eval
 from genlab.cli.export import add_export
 from genlab.cli.generate import add_generate
+from genlab.cli.outputs import check_outputs
 from genlab.cli.segment import add_segment
 from genlab.cli.train import add_train
 from genlab.errors import GenlabError, GenlabWarning
@@ -43,7 +48,7 @@ Every verb has its own --help. Docs: docs/index.md in the source tree.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = GenlabParser(
         prog="genlab",
         formatter_class=Formatter,
         epilog=EXAMPLES,
@@ -68,19 +73,57 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     args = build_parser().parse_args(argv)
     try:
+        check_outputs(args)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # libraries' own deprecation chatter is not for users
             warnings.simplefilter("always", GenlabWarning)
             warnings.showwarning = _show_warning
             return args.func(args)
     except GenlabError as e:
-        print(f"genlab: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(str(e))
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `genlab generate ... | head`
         return 0
+    except OSError as e:  # a file the user named: unreadable, unwritable, a folder, a full disk, ...
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(f"{where}{e.strerror or e}")
+    except MemoryError:
+        return _fail(OUT_OF_MEMORY)
+    except RuntimeError as e:
+        if _is_out_of_memory(e):
+            return _fail(OUT_OF_MEMORY)
+        return _internal_error()
+    except Exception:  # noqa: BLE001 - the boundary: anything else is a bug, shown in full
+        return _internal_error()
+
+
+OUT_OF_MEMORY = (
+    "out of memory: the request needs more memory than this machine has; "
+    "ask for less (a smaller --n, --size, --max-tokens, --scale or model)"
+)
+
+
+def _fail(message: str) -> int:
+    print(f"genlab: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+def _is_out_of_memory(e: RuntimeError) -> bool:
+    """torch's allocation failures: ``torch.OutOfMemoryError`` on a GPU, a RuntimeError from the CPU allocator."""
+    text = str(e)
+    return type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "not enough memory" in text
+
+
+def _internal_error() -> int:
+    traceback.print_exc()
+    print(
+        f"genlab {__version__}: internal error. This is a bug in genlab, not in what you asked: please report it "
+        "with the command you ran and the lines above.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

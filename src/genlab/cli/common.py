@@ -1,16 +1,130 @@
-"""What every verb's parser shares."""
+"""What every verb's parser shares: the parser class (one-line errors; every number finite and bounded), the
+help formatter, numeric option types, the memory check for user-chosen sizes, and JSON output."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import math
+import os
+import sys
+from typing import Any, NoReturn
+
+from genlab.errors import GenlabError
+
+INT_LIMIT = 2**63 - 1  # the largest int any option takes (torch's seeds and sizes are 64-bit)
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the examples' line breaks and shows each option's default."""
 
 
+class Num:
+    """An argparse ``type``: a finite ``int`` or ``float`` within ``[lo, hi]`` (``gt``, ``lt``: strict bounds).
+
+    NaN and ±inf are refused by name, so a range check can never be passed by a NaN."""
+
+    def __init__(
+        self,
+        kind: type,
+        lo: float | None = None,
+        hi: float | None = None,
+        *,
+        gt: float | None = None,
+        lt: float | None = None,
+    ) -> None:
+        self.kind, self.lo, self.hi, self.gt, self.lt = kind, lo, hi, gt, lt
+        self.__name__ = kind.__name__
+
+    def range_text(self) -> str:
+        parts = []
+        if self.gt is not None:
+            parts.append(f"> {self.gt:g}")
+        if self.lo is not None:
+            parts.append(f"≥ {self.lo:g}")
+        if self.hi is not None:
+            parts.append(f"≤ {self.hi:g}")
+        if self.lt is not None:
+            parts.append(f"< {self.lt:g}")
+        return " and ".join(parts)
+
+    def __call__(self, text: str) -> int | float:
+        noun = "an integer" if self.kind is int else "a finite number"
+        want = f"{noun} {self.range_text()}".strip()
+        try:
+            value = float(text) if self.kind is float else int(text.replace("_", ""), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {want}") from None
+        if self.kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {want}")
+        if self.kind is int and abs(value) > INT_LIMIT:
+            raise argparse.ArgumentTypeError(f"{text} is too large (at most {INT_LIMIT})")
+        if (
+            (self.gt is not None and not value > self.gt)
+            or (self.lo is not None and value < self.lo)
+            or (self.hi is not None and value > self.hi)
+            or (self.lt is not None and not value < self.lt)
+        ):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {self.range_text()}")
+        return value
+
+
+#: common numeric types
+SEED = Num(int, 0)  # a random seed
+POSITIVE = Num(int, 1)
+NATURAL = Num(int, 0)
+FRACTION = Num(float, 0, 1)
+HELD_OUT = Num(float, 0, lt=1)  # a held-out fraction: 0 holds nothing back
+
+
+class GenlabParser(argparse.ArgumentParser):
+    """Every genlab parser: usage errors are one line (exit 2), and a plain ``type=float`` or ``type=int`` option
+    still refuses NaN, ±inf and ints beyond 64 bits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("type", float, Num(float))
+        self.register("type", int, Num(int))
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"genlab: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def available_bytes() -> int | None:
+    """Memory this machine can give a new allocation now (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
+def check_fits(nbytes: float, what: str, hint: str) -> None:
+    """Refuse a request whose estimated memory (``nbytes``) exceeds what is available, before allocating it."""
+    avail = available_bytes()
+    if avail is not None and nbytes > avail:
+        raise GenlabError(f"{what} needs about {gib(nbytes)}; this machine has about {gib(avail)} free. {hint}")
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as JSON; a NaN or infinity anywhere is a bug (JSON has none), never silently written."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+
+
 def json_out(obj: Any) -> None:
     """Print one JSON object on stdout (progress and messages go to stderr)."""
-    print(json.dumps(obj, indent=2, ensure_ascii=False))
+    print(json_text(obj))
+
+
+def print_err(text: str) -> None:
+    print(text, file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genlab.cli.common import Formatter
+from genlab.cli.common import SEED, Formatter
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -24,5 +24,5 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
         description="Runs each shipped default model (no training, no network) and writes OUT/index.html.",
     )
     p.add_argument("--out", default="genlab-demo", help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed")
     p.set_defaults(func=cmd_demo)

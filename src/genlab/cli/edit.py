@@ -11,7 +11,7 @@ import argparse
 import time
 from typing import Any
 
-from genlab.cli.common import Formatter
+from genlab.cli.common import NATURAL, POSITIVE, Formatter, Num
 from genlab.cli.edit_common import (
     DEVICE_HELP,
     PATCH_DEVICE_HELP,
@@ -55,8 +55,8 @@ Masks: white = hole; soft masks are thresholded at 0.5. Guide: docs/edit.md.
 
 
 def _patch_options(p: argparse.ArgumentParser, patch: int) -> None:
-    p.add_argument("--patch", type=int, default=patch, help="patch side in pixels")
-    p.add_argument("--iterations", type=int, default=3, help="PatchMatch iterations per EM step")
+    p.add_argument("--patch", type=POSITIVE, default=patch, help="patch side in pixels")
+    p.add_argument("--iterations", type=NATURAL, default=3, help="PatchMatch iterations per EM step")
     p.add_argument("--device", help=PATCH_DEVICE_HELP)
 
 
@@ -125,21 +125,23 @@ def _add_texture(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="256x256", help="output WIDTHxHEIGHT")
     p.add_argument("--method", default="quilting", choices=["quilting", "efros-leung"], help="synthesis method")
     g = p.add_argument_group("quilting")
-    g.add_argument("--block", type=int, help="block side (default: a quarter of the sample's shorter side, 8-64)")
-    g.add_argument("--overlap", type=int, help="overlap between blocks (default: block/6)")
-    g.add_argument("--tolerance", type=float, default=0.1, help="blocks within (1+tolerance)·best error are drawn")
+    g.add_argument("--block", type=POSITIVE, help="block side (default: a quarter of the sample's shorter side, 8-64)")
+    g.add_argument("--overlap", type=NATURAL, help="overlap between blocks (default: block/6)")
+    g.add_argument(
+        "--tolerance", type=Num(float, 0, 100), default=0.1, help="blocks within (1+tolerance)·best error are drawn"
+    )
     g = p.add_argument_group("efros-leung")
-    g.add_argument("--window", type=int, default=11, help="odd side of the neighbourhood window")
+    g.add_argument("--window", type=POSITIVE, default=11, help="odd side of the neighbourhood window")
     g.add_argument(
         "--error-threshold",
-        type=float,
+        type=Num(float, 0, 100),
         default=0.1,
         dest="error_threshold",
         help="ε: values are drawn from windows within (1+ε)·best distance",
     )
     g.add_argument(
         "--max-error",
-        type=float,
+        type=Num(float, gt=0, hi=100),
         default=0.3,
         dest="max_error",
         help="largest accepted distance (raised by 10%% when a pass fills nothing)",
@@ -208,18 +210,18 @@ def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--iterations",
-        type=int,
+        type=NATURAL,
         help=f"patchmatch: PatchMatch iterations per EM step (default 3); dip: {DIP_ITERATIONS_HELP}",
     )
     p.add_argument("--device", help=f"patchmatch: {PATCH_DEVICE_HELP}; dip: {DEVICE_HELP}")
     p.add_argument("--reference", help=REFERENCE_HELP + "; for inpainting also inside the hole")
     g = p.add_argument_group("patchmatch")
-    g.add_argument("--patch", type=int, default=9, help="patch side in pixels")
+    g.add_argument("--patch", type=POSITIVE, default=9, help="patch side in pixels")
     g = p.add_argument_group("telea and ns")
-    g.add_argument("--radius", type=int, default=3, help="neighbourhood radius in pixels")
+    g.add_argument("--radius", type=POSITIVE, default=3, help="neighbourhood radius in pixels")
     add_dip_options(p, own_iterations_and_device=False)
     add_diffusion_options(p)
-    p.add_argument("--resample", type=int, default=2, help="diffusion: RePaint resampling passes per step")
+    p.add_argument("--resample", type=POSITIVE, default=2, help="diffusion: RePaint resampling passes per step")
     add_common_options(p)
     p.set_defaults(func=cmd_inpaint)
 
@@ -257,8 +259,8 @@ def _add_retarget(tasks: argparse._SubParsersAction) -> None:
 """,
     )
     p.add_argument("--image", required=True, help="the photo (a file or a bundled photo's name)")
-    p.add_argument("--width", type=int, help="new width in pixels (unchanged if not given)")
-    p.add_argument("--height", type=int, help="new height in pixels (unchanged if not given)")
+    p.add_argument("--width", type=POSITIVE, help="new width in pixels (unchanged if not given)")
+    p.add_argument("--height", type=POSITIVE, help="new height in pixels (unchanged if not given)")
     _patch_options(p, 7)
     add_common_options(p)
     p.set_defaults(func=cmd_retarget)
@@ -304,7 +306,7 @@ def _add_reshuffle(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--image", required=True, help="the photo (a file or a bundled photo's name)")
     p.add_argument("--region", required=True, help="x0,y0,x1,y1: the box to move (x1, y1 exclusive)")
     p.add_argument("--to", required=True, help="x,y: the box's new top-left corner")
-    p.add_argument("--margin", type=int, help="seam width re-synthesized around both places (default: the patch)")
+    p.add_argument("--margin", type=NATURAL, help="seam width re-synthesized around both places (default: the patch)")
     _patch_options(p, 9)
     add_common_options(p)
     p.set_defaults(func=cmd_reshuffle)

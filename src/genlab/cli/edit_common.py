@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
-from genlab.cli.common import json_out
+from genlab.cli.common import POSITIVE, SEED, json_out
 from genlab.errors import GenlabError
 
 MAX_PIXELS = 16_000_000  # default --max-pixels for patch-based and classic methods
@@ -21,10 +21,10 @@ REFERENCE_HELP = "the clean image: PSNR and SSIM of the result (Deep Image Prior
 
 def add_common_options(p: argparse.ArgumentParser, *, max_pixels: int = MAX_PIXELS) -> None:
     p.add_argument("--out", required=True, help="output image (.png, .jpg, .webp; written atomically)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed repeats the output")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed: the same seed repeats the output")
     p.add_argument(
         "--max-pixels",
-        type=int,
+        type=POSITIVE,
         default=max_pixels,
         dest="max_pixels",
         help="refuse larger images (input or output) with a clear message",

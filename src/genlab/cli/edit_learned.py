@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import Any
 
-from genlab.cli.common import Formatter
+from genlab.cli.common import FRACTION, NATURAL, POSITIVE, Formatter, Num
 from genlab.cli.edit_common import (
     DEVICE_HELP,
     REFERENCE_HELP,
@@ -27,35 +27,41 @@ DIP_ITERATIONS_HELP = "optimizer steps (default per task: denoise 1000, dejpeg 6
 def add_dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bool = True) -> None:
     g = p.add_argument_group("Deep Image Prior (--method dip)")
     if own_iterations_and_device:
-        g.add_argument("--iterations", type=int, help=DIP_ITERATIONS_HELP + "; the paper used 1,800-3,000")
+        g.add_argument("--iterations", type=POSITIVE, help=DIP_ITERATIONS_HELP + "; the paper used 1,800-3,000")
         g.add_argument("--device", help=DEVICE_HELP)
-    g.add_argument("--width", type=int, default=32, help="channels per level (128 = the paper's 2.2 M-parameter net)")
-    g.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
+    g.add_argument(
+        "--width", type=POSITIVE, default=32, help="channels per level (128 = the paper's 2.2 M-parameter net)"
+    )
+    g.add_argument("--lr", type=Num(float, gt=0, hi=10), default=0.01, help="Adam learning rate")
     g.add_argument(
         "--reg-noise",
-        type=float,
+        type=Num(float, 0, 10),
         default=1 / 30,
         dest="reg_noise",
         help="std of the noise added to the input at every step (0: off)",
     )
-    g.add_argument("--average", type=float, default=0.99, help="exponential average of the outputs (0: last output)")
-    g.add_argument("--time-budget", type=float, default=0.0, dest="time_budget", help="stop after this many seconds")
+    g.add_argument(
+        "--average", type=Num(float, 0, lt=1), default=0.99, help="exponential average of the outputs (0: last output)"
+    )
+    g.add_argument(
+        "--time-budget", type=Num(float, 0), default=0.0, dest="time_budget", help="stop after this many seconds"
+    )
     g.add_argument(
         "--min-loss",
-        type=float,
+        type=Num(float, 0),
         default=0.0,
         dest="min_loss",
         help="stop when the data term falls below this (denoising with noise σ/255: use (σ/255)²)",
     )
     g.add_argument(
         "--patience",
-        type=int,
+        type=NATURAL,
         default=0,
         help="stop when the variance of the last 64 outputs has not improved for this many steps (ES-WMV; 0: off)",
     )
     g.add_argument(
         "--threads",
-        type=int,
+        type=NATURAL,
         default=0,
         help="CPU threads (0: torch's default); one is often faster for small images or a busy CPU",
     )
@@ -160,7 +166,7 @@ def add_restore(tasks: argparse._SubParsersAction, task: str) -> None:
     choices = ["dip", "bicubic"] if task == "superres" else ["dip"]
     p.add_argument("--method", default="dip", choices=choices, help="restoration method")
     if task == "superres":
-        p.add_argument("--scale", type=int, default=4, help="enlargement factor")
+        p.add_argument("--scale", type=POSITIVE, default=4, help="enlargement factor")
     p.add_argument("--reference", help=REFERENCE_HELP)
     add_dip_options(p)
     add_common_options(p, max_pixels=DIP_MAX_PIXELS)
@@ -173,8 +179,8 @@ def add_diffusion_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prompt", help="what to draw; empty = unconditional")
     g.add_argument("--negative-prompt", dest="negative_prompt", default="", help="what guidance steers away from")
     g.add_argument("--model", help="text-to-image checkpoint (default: the shipped text2image-shapes)")
-    g.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance w")
-    g.add_argument("--steps", type=int, default=50, help="denoising steps")
+    g.add_argument("--guidance", type=Num(float, 0, 100), default=3.0, help="classifier-free guidance w")
+    g.add_argument("--steps", type=POSITIVE, default=50, help="denoising steps")
 
 
 def load_text2image(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -219,7 +225,7 @@ def add_img2img(tasks: argparse._SubParsersAction) -> None:
 """,
     )
     p.add_argument("--image", required=True, help="the image (a file or a bundled photo's name)")
-    p.add_argument("--strength", type=float, default=0.6, help="how far to noise the image, 0 … 1")
+    p.add_argument("--strength", type=FRACTION, default=0.6, help="how far to noise the image, 0 … 1")
     p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--reference", help=REFERENCE_HELP)
     add_diffusion_options(p)

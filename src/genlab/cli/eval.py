@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from genlab.cli.common import Formatter, json_out
+from genlab.cli.common import HELD_OUT, POSITIVE, SEED, Formatter, json_out
 from genlab.cli.generate import add_sampler_args, sampler_controls
 from genlab.errors import GenlabError
 
@@ -146,14 +146,16 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "--data", required=True, help="text: a file, folder, .jsonl or kjv; images: a folder, digits, shapes"
     )
     p.add_argument("--split", choices=["all", "train", "val"], help="part of --data (text: all; images: val)")
-    p.add_argument("--val-fraction", type=float, dest="val_fraction", help="held-out part for --split")
+    p.add_argument("--val-fraction", type=HELD_OUT, dest="val_fraction", help="held-out part for --split")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     i = p.add_argument_group("image")
     i.add_argument("--fid", action="store_true", help="sample and compute FID, KID and class accuracy")
-    i.add_argument("--samples", type=int, default=500, help="images to generate (--fid, text2image) or reconstruct")
+    i.add_argument(
+        "--samples", type=POSITIVE, default=500, help="images to generate (--fid, text2image) or reconstruct"
+    )
     i.add_argument("--features", help="classifier, inception or both (default: whichever is available)")
-    i.add_argument("--seed", type=int, default=0, help="sampling seed")
+    i.add_argument("--seed", type=SEED, default=0, help="sampling seed")
     i.add_argument("--guidance-scales", dest="guidance_scales", help="text2image: guidance scales to compare (0,1,3,5)")
     i.add_argument(
         "--judge",

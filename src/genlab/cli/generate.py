@@ -6,15 +6,13 @@ import argparse
 import sys
 from typing import Any
 
-from genlab.cli.common import Formatter, json_out
+from genlab.cli.common import FRACTION, NATURAL, POSITIVE, SEED, Formatter, Num, check_fits, json_out
 from genlab.errors import GenlabError
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     if args.n is None:
         args.n = 1 if args.modality == "text" else 16
-    if args.n < 1:
-        raise GenlabError(f"--n {args.n}: must be at least 1")
     return _generate_text(args) if args.modality == "text" else _generate_image(args)
 
 
@@ -27,6 +25,12 @@ def _generate_text(args: argparse.Namespace) -> int:
     check_controls(args.temperature, args.top_k, args.top_p, args.max_tokens)
     device = best_device(args.device)
     model = load_model(args.model, task="text", device=device)
+    tokens = len(args.prompt.encode("utf-8")) + 1 + args.max_tokens  # at most one token per byte of the prompt
+    check_fits(
+        model.sampling_bytes(args.n, tokens),
+        f"--n {args.n} × --max-tokens {args.max_tokens}",
+        "Ask for fewer or shorter samples.",
+    )
     generator = make_generator(args.seed, device)
     stream = args.stream and not args.json and args.n == 1
     if stream:
@@ -116,14 +120,20 @@ def _generate_image(args: argparse.Namespace) -> int:
     default_task = "text2image" if wants_text and args.model is None else None
     model = load_model(args.model, task=default_task or "image", device=device)
     g = make_generator(args.seed, device)
-    start = time.perf_counter()
     if wants_text and model.condition != "text":
         raise GenlabError(f"--prompt: this {model.family} model does not take prompts (use --class where it has)")
+    count = args.frames if args.interpolate or args.to_prompt is not None else args.n
+    check_fits(model.sampling_bytes(count), f"{count} images at once", "Ask for fewer (--n, --frames).")
+    size = model.image_size
+    scale = args.scale if args.scale is not None else max(1, 48 // size)
+    check_fits(
+        count * (size * scale + 1) ** 2 * 3 * 4 * 2, f"--scale {scale} on {count} images", "Use a smaller --scale."
+    )
+    start = time.perf_counter()
     with torch.no_grad():
         out_images, nrow = (_from_prompt if model.condition == "text" else _from_class)(model, args, g, device)
     seconds = time.perf_counter() - start
-    size = out_images.shape[-1]
-    written = save_images(out_images, args.out or "samples.png", nrow=nrow, scale=args.scale or max(1, 48 // size))
+    written = save_images(out_images, args.out or "samples.png", nrow=nrow, scale=scale)
     n = out_images.shape[0]
     if args.json:
         json_out(
@@ -207,12 +217,12 @@ def add_sampler_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--steps",
-        type=int,
+        type=POSITIVE,
         default=SAMPLER_DEFAULTS["steps"],
         help="denoising steps = model evaluations (ddpm: 1000 is exact)",
     )
     g.add_argument(
-        "--eta", type=float, default=SAMPLER_DEFAULTS["eta"], help="ddim: 0 deterministic … 1 DDPM-like noise"
+        "--eta", type=FRACTION, default=SAMPLER_DEFAULTS["eta"], help="ddim: 0 deterministic … 1 DDPM-like noise"
     )
     g.add_argument(
         "--spacing",
@@ -228,14 +238,14 @@ def add_sampler_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--guidance",
-        type=float,
+        type=Num(float, 0, 100),
         default=SAMPLER_DEFAULTS["guidance"],
         help="classifier-free guidance w (0 = the plain model)",
     )
     g.add_argument("--classifier", help="noisy-image classifier for classifier guidance (DIR)")
     g.add_argument(
         "--classifier-scale",
-        type=float,
+        type=Num(float, 0, 1000),
         default=SAMPLER_DEFAULTS["classifier_scale"],
         dest="classifier_scale",
         help="classifier guidance scale s on ∇ log p(y|x_t)",
@@ -267,17 +277,23 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("modality", choices=["text", "image"], help="what to generate")
     p.add_argument("--model", help="checkpoint directory (default: the shipped model)")
-    p.add_argument("--n", type=int, default=None, help="number of samples (text 1, images 16)")
-    p.add_argument("--seed", type=int, help="random seed: the same seed repeats the output on the same device")
+    p.add_argument("--n", type=POSITIVE, default=None, help="number of samples (text 1, images 16)")
+    p.add_argument("--seed", type=SEED, help="random seed: the same seed repeats the output on the same device")
     p.add_argument("--out", help="text: a file for the samples; images: X.png (a grid) or DIR/ (default samples.png)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the samples/figures and speed")
     p.add_argument("--prompt", default="", help="text: the text to continue; image: what to draw (text-to-image)")
     t = p.add_argument_group("text")
-    t.add_argument("--max-tokens", type=int, default=200, dest="max_tokens", help="tokens to generate")
-    t.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
-    t.add_argument("--top-k", type=int, default=0, dest="top_k", help="keep the k most likely tokens (0 = all)")
-    t.add_argument("--top-p", type=float, default=1.0, dest="top_p", help="keep the smallest set with this probability")
+    t.add_argument("--max-tokens", type=NATURAL, default=200, dest="max_tokens", help="tokens to generate")
+    t.add_argument("--temperature", type=Num(float, 0, 100), default=0.8, help="softmax temperature; 0 = greedy")
+    t.add_argument("--top-k", type=NATURAL, default=0, dest="top_k", help="keep the k most likely tokens (0 = all)")
+    t.add_argument(
+        "--top-p",
+        type=Num(float, hi=1, gt=0),
+        default=1.0,
+        dest="top_p",
+        help="keep the smallest set with this probability",
+    )
     t.add_argument("--stop", action="append", metavar="TEXT", help="stop when this string appears (repeatable)")
     t.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     t.add_argument("--no-cache", action="store_true", dest="no_cache", help="recompute the context each step")
@@ -285,10 +301,12 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--negative-prompt", dest="negative_prompt", help="text-to-image: what guidance steers away from")
     i.add_argument("--to-prompt", dest="to_prompt", help="text-to-image: interpolate from --prompt to this prompt")
     i.add_argument("--class", dest="class_", metavar="K", help="class index or name (class-conditional models)")
-    i.add_argument("--scale", type=int, default=None, help="enlarge written images K× (nearest; default: to ≥48 px)")
+    i.add_argument(
+        "--scale", type=POSITIVE, default=None, help="enlarge written images K× (nearest; default: to ≥48 px)"
+    )
     i.add_argument("--interpolate", metavar="A,B", help="morph between two image files or two classes")
-    i.add_argument("--frames", type=int, default=8, help="interpolation frames")
+    i.add_argument("--frames", type=Num(int, 2), default=8, help="interpolation frames")
     i.add_argument("--through", choices=["diffused", "noise"], help="interpolate diffused images or slerped noise")
-    i.add_argument("--strength", type=float, default=0.5, help="diffused interpolation: noise level t/T")
+    i.add_argument("--strength", type=FRACTION, default=0.5, help="diffused interpolation: noise level t/T")
     add_sampler_args(p)
     p.set_defaults(func=cmd_generate)

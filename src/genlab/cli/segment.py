@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from genlab.cli.common import Formatter, json_out
+from genlab.cli.common import FRACTION, NATURAL, POSITIVE, Formatter, Num, json_out
 from genlab.errors import GenlabError
 
 FORMATS = ("png", "coco-rle", "polygons")
@@ -206,7 +206,7 @@ stability_score (and point_coords for --all). --json prints the same figures and
     )
     p.add_argument(
         "--refine",
-        type=int,
+        type=Num(int, 0, 100),
         default=0,
         metavar="N",
         help="feed the answer back N more times as a mask prompt (a box: 1 mends shrunken answers; docs/segment.md)",
@@ -215,29 +215,31 @@ stability_score (and point_coords for --all). --json prints the same figures and
     p.add_argument("--out", help="mask.png, a folder/ (one PNG per mask + overlay.png), or a .json file")
     p.add_argument("--format", default="png", choices=FORMATS, help="png masks/overlay, COCO RLE JSON, or polygon JSON")
     p.add_argument("--model", help="checkpoint directory (default: the shipped sam-shapes)")
-    p.add_argument("--points-per-side", type=int, default=16, dest="points_per_side", help="--all: grid of N×N points")
+    p.add_argument(
+        "--points-per-side", type=Num(int, 1, 256), default=16, dest="points_per_side", help="--all: grid of N×N points"
+    )
     p.add_argument(
         "--pred-iou-thresh",
-        type=float,
+        type=FRACTION,
         default=0.5,
         dest="pred_iou_thresh",
         help="--all: keep masks with predicted IoU ≥ this (SAM: 0.88 at 1024 px)",
     )
     p.add_argument(
         "--stability-thresh",
-        type=float,
+        type=FRACTION,
         default=0.8,
         dest="stability_thresh",
         help="--all: keep masks with stability score ≥ this (SAM: 0.95 at 1024 px)",
     )
     p.add_argument(
         "--min-area",
-        type=int,
+        type=NATURAL,
         default=0,
         dest="min_area",
         help="--all: fill holes and drop islands under this many pixels",
     )
-    p.add_argument("--max-pixels", type=int, default=50_000_000, dest="max_pixels", help="refuse larger images")
+    p.add_argument("--max-pixels", type=POSITIVE, default=50_000_000, dest="max_pixels", help="refuse larger images")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--json", action="store_true", help="print masks' figures and timings as one JSON object")
     p.set_defaults(func=cmd_segment)

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from typing import Any
 
-from genlab.cli.common import Formatter, json_out
+from genlab.cli.common import HELD_OUT, POSITIVE, SEED, Formatter, GenlabParser, Num, json_out
 from genlab.errors import GenlabError
 
 
@@ -196,19 +196,21 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (the checkpoint is written here)")
     p.add_argument("--model", metavar="FAMILY", help="the family to train (default: the kind's; see below)")
     p.add_argument("--preset", default="tiny", help="size preset: tiny (CPU, minutes), small (CPU, ~hour), base (GPU)")
-    p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
-    p.add_argument("--time-budget", type=float, dest="time_budget", help="stop after this many seconds")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--steps", type=POSITIVE, help="optimizer steps (default: the preset's)")
+    p.add_argument("--time-budget", type=Num(float, 0), dest="time_budget", help="stop after this many seconds")
+    p.add_argument("--seed", type=SEED, help="random seed (default 0)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any model or trainer field (repeatable)")
     p.add_argument(
         "--tokenizer", default="char", choices=["char", "bpe"], help="text: character-level or byte-level BPE"
     )
-    p.add_argument("--vocab-size", type=int, default=1024, dest="vocab_size", help="text: BPE vocabulary size")
-    p.add_argument("--size", type=int, help="image: training size in pixels (default: the preset's)")
+    p.add_argument(
+        "--vocab-size", type=Num(int, 1, 2**20), default=1024, dest="vocab_size", help="text: BPE vocabulary size"
+    )
+    p.add_argument("--size", type=POSITIVE, help="image: training size in pixels (default: the preset's)")
     p.add_argument("--strict", action="store_true", help="image: an unreadable file is an error, not skipped")
     p.add_argument(
         "--val-fraction",
-        type=float,
+        type=HELD_OUT,
         dest="val_fraction",
         help="held out (0 trains on everything): text its last 10%%, images a random 20%%, masks 10%%",
     )
@@ -226,7 +228,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-class _TrainParser(argparse.ArgumentParser):
+class _TrainParser(GenlabParser):
     """The train verb's parser: the options of the families' trained parts (``--autoencoder DIR``, ...) are added
     from the registry when it parses, so ``genlab --help`` and the other verbs need not import the families."""
 

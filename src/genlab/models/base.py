@@ -176,6 +176,11 @@ class GenerativeModel(nn.Module):
         for ``genlab eval``; families that estimate a loss by sampling use ``batches`` of ``batch_size``."""
         return {}
 
+    def sampling_bytes(self, n: int, tokens: int = 0) -> int:
+        """About how much memory drawing ``n`` samples at once takes (``tokens`` each, for text), so a request that
+        cannot fit is refused before it allocates; 0: unknown (then only running out of memory stops it)."""
+        return 0
+
     def preview(self, path: Path, val: Any, seed: int) -> Path | None:
         """Write a picture of what the model does now to ``path`` (every ``sample_every`` steps); None: nothing."""
         return None

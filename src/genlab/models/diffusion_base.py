@@ -70,6 +70,12 @@ class DiffusionBase(ImageModel):
     def noise_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
 
+    def sampling_bytes(self, n: int, tokens: int = 0) -> int:
+        # the UNet's activations at the noise's resolution: measured at about 70 bytes per pixel and base channel
+        # per sample (DDIM, the shipped digits model), doubled for classifier-free guidance's second batch
+        _, h, w = self.noise_shape
+        return n * 2 * 96 * h * w * getattr(self.config, "base_channels", 64) + n * 64 * self.image_size**2
+
     def network(self, x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         raise NotImplementedError
 

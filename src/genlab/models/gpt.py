@@ -129,6 +129,10 @@ class GPT(LanguageModel):
     def max_context(self) -> int:
         return self.config.block_size
 
+    def sampling_bytes(self, n: int, tokens: int = 0) -> int:
+        c = self.config  # plus the KV cache: keys and values of every layer at every position of context
+        return super().sampling_bytes(n, tokens) + n * 8 * c.n_layer * c.n_embd * min(tokens, c.block_size)
+
     def hidden(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
         """``B×T`` ids → ``B×T×C`` final hidden states; with caches, positions continue after them."""
         T = idx.shape[1]

@@ -39,6 +39,11 @@ class ImageModel(GenerativeModel):
     #: what batches carry beside images and labels ("", "captions" or "attributes"), and what the data must have
     needs: ClassVar[str] = ""
 
+    @property
+    def image_size(self) -> int:
+        """The side of the images it draws (default: the config's ``image_size``)."""
+        return self.config.image_size
+
     @classmethod
     def training_size(cls, config: Any, parts: dict[str, GenerativeModel]) -> int:
         """The side of the training images (default: the config's ``image_size``)."""

@@ -39,6 +39,11 @@ class LanguageModel(GenerativeModel):
         """The most tokens of context the model can use at once (None: unbounded)."""
         return None
 
+    def sampling_bytes(self, n: int, tokens: int = 0) -> int:
+        # per row: the token history, a few copies of the next-token distribution, a recurrent state if any
+        c = self.config
+        return n * (8 * tokens + 16 * c.vocab_size + 8 * getattr(c, "n_layer", 0) * getattr(c, "n_hidden", 0))
+
     def init_state(self, batch_size: int, *, cache: bool = True) -> Any:
         """The state of an empty prefix; ``cache=False`` asks for recomputation instead (GPT)."""
         raise NotImplementedError
