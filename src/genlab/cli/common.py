@@ -69,6 +69,32 @@ class Num:
         return value
 
 
+class NumList:
+    """An argparse ``type``: comma-separated numbers, each checked by ``item`` (a :class:`Num`)."""
+
+    def __init__(self, item: Num) -> None:
+        self.item, self.__name__ = item, "list"
+
+    def __call__(self, text: str) -> tuple[int | float, ...]:
+        if not text.strip():
+            raise argparse.ArgumentTypeError("expected comma-separated numbers, e.g. 0,1,3")
+        return tuple(self.item(v.strip()) for v in text.split(","))
+
+
+class Names:
+    """An argparse ``type``: a comma-separated subset of ``choices``."""
+
+    def __init__(self, *choices: str) -> None:
+        self.choices, self.__name__ = choices, "names"
+
+    def __call__(self, text: str) -> frozenset[str]:
+        names = [v.strip() for v in text.split(",")]
+        bad = [n for n in names if n not in self.choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(self.choices)} (comma-separated)")
+        return frozenset(names)
+
+
 #: common numeric types
 SEED = Num(int, 0)  # a random seed
 POSITIVE = Num(int, 1)

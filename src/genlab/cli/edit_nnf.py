@@ -20,8 +20,15 @@ def cmd_nnf(args: argparse.Namespace) -> int:
     from genlab.edit.patchmatch import exact_nnf, grid_shape, nnf_to_rgb, vote
 
     a, b = read_input(args, args.a), read_input(args, args.b)
-    if args.iterations < 0:
-        raise GenlabError(f"--iterations {args.iterations}: must be at least 0")
+    out = Path(args.out)
+    default = out.with_name(f"{out.stem}-reconstruction{out.suffix or '.png'}")
+    recon_path = Path(args.reconstruction) if args.reconstruction is not None else default
+    if recon_path.resolve() == out.resolve():
+        raise GenlabError("--reconstruction must differ from --out")
+    if args.exact:  # refused before anything runs or is written
+        pairs = np.prod(grid_shape(a.shape, args.patch)) * np.prod(grid_shape(b.shape, args.patch))
+        if pairs > 4e9:
+            raise GenlabError(f"--exact compares {pairs:,.0f} pairs of patches (limit 4e9): use smaller images")
     field_fn = patchmatch_fn(args.device)
     per_iteration: list[float] = []
     start = time.perf_counter()
@@ -35,9 +42,6 @@ def cmd_nnf(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     acc, weight = vote(b, nnf, a.shape)
     reconstruction = acc / np.maximum(weight, 1e-8)[..., None]
-    out = Path(args.out)
-    recon_path = Path(args.reconstruction or out.with_name(f"{out.stem}-reconstruction{out.suffix or '.png'}"))
-    write_image(recon_path, reconstruction)
     figures: dict[str, Any] = {
         "reconstruction": str(recon_path),
         "field_seconds": round(seconds, 4),
@@ -47,14 +51,18 @@ def cmd_nnf(args: argparse.Namespace) -> int:
         "mean_distance_per_iteration": per_iteration,
     }
     if args.exact:
-        pairs = np.prod(grid_shape(a.shape, args.patch)) * np.prod(grid_shape(b.shape, args.patch))
-        if pairs > 4e9:
-            raise GenlabError(f"--exact compares {pairs:,.0f} pairs of patches (limit 4e9): use smaller images")
         exact = exact_nnf(a, b, args.patch).mean_distance()
         figures["exact_mean_distance"] = round(exact, 5)
         if exact > 0:
             figures["relative_to_exact"] = round(nnf.mean_distance() / exact, 4)
-    return finish(args, nnf_to_rgb(nnf, grid_shape(b.shape, args.patch)), start, **figures)
+    existed = recon_path.exists()
+    write_image(recon_path, reconstruction)
+    try:
+        return finish(args, nnf_to_rgb(nnf, grid_shape(b.shape, args.patch)), start, **figures)
+    except BaseException:
+        if not existed:  # a failed command leaves nothing behind
+            recon_path.unlink(missing_ok=True)
+        raise
 
 
 def add_nnf(tasks: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from genlab.cli.common import HELD_OUT, POSITIVE, SEED, Formatter, json_out
+from genlab.cli.common import HELD_OUT, POSITIVE, SEED, Formatter, Names, Num, NumList, json_out
 from genlab.cli.generate import add_sampler_args, sampler_controls
 from genlab.errors import GenlabError
 
@@ -45,10 +45,11 @@ def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
     device = best_device(args.device)
     model = load_model(args.model_dir, task="image", device=device)
     reference = reference_images(model, args.data, args.split or "val", args.val_fraction)
-    features = set((args.features or "classifier,inception").split(","))
+    features = args.features if args.features is not None else {"classifier", "inception"}
     classifier = None
-    if args.fid and "classifier" in features and (args.classifier or args.data == "digits"):
-        classifier = load_model(args.classifier or default_model("classifier"), task="classifier", device=device)
+    if args.fid and "classifier" in features and (args.classifier is not None or args.data == "digits"):
+        judge = args.classifier if args.classifier is not None else default_model("classifier")
+        classifier = load_model(judge, task="classifier", device=device)
     inception = args.fid and "inception" in features and (args.features is not None or inception_weights() is not None)
     controls = sampler_controls(args, model, device)
     return evaluate_image_model(
@@ -76,12 +77,11 @@ def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
     if model.condition != "text":
         raise GenlabError(f"{args.model_dir} holds a {model.family} model; eval text2image needs a text-to-image one")
     judge = _judge(args, device)
-    scales = tuple(float(w) for w in (args.guidance_scales or "0,1,3,5").split(","))
     return prompt_fidelity(
         model,
         judge,
         samples=args.samples,
-        guidance=scales,
+        guidance=args.guidance_scales,
         seed=args.seed,
         inception=inception_weights() is not None,
         sampler=args.sampler,
@@ -98,7 +98,7 @@ def _judge(args: argparse.Namespace, device: str) -> Any:
 
     return (
         load_model(args.judge, task="classifier", device=device)
-        if args.judge
+        if args.judge is not None
         else load_model(task="attributes", device=device)
     )
 
@@ -154,9 +154,19 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     i.add_argument(
         "--samples", type=POSITIVE, default=500, help="images to generate (--fid, text2image) or reconstruct"
     )
-    i.add_argument("--features", help="classifier, inception or both (default: whichever is available)")
+    i.add_argument(
+        "--features",
+        type=Names("classifier", "inception"),
+        help="classifier, inception or both, comma-separated (default: whichever is available)",
+    )
     i.add_argument("--seed", type=SEED, default=0, help="sampling seed")
-    i.add_argument("--guidance-scales", dest="guidance_scales", help="text2image: guidance scales to compare (0,1,3,5)")
+    i.add_argument(
+        "--guidance-scales",
+        dest="guidance_scales",
+        type=NumList(Num(float, 0, 100)),
+        default=(0.0, 1.0, 3.0, 5.0),
+        help="text2image: guidance scales to compare",
+    )
     i.add_argument(
         "--judge",
         metavar="DIR",

@@ -54,7 +54,7 @@ def _generate_text(args: argparse.Namespace) -> int:
         on_text=emit if stream else None,
         cache=not args.no_cache,
     )
-    if args.out:
+    if args.out is not None:
         write_text(args.out, "\n\n".join(args.prompt + t for t in gen.texts) + "\n")
     if args.json:
         json_out(
@@ -68,7 +68,7 @@ def _generate_text(args: argparse.Namespace) -> int:
         )
     elif stream:
         sys.stdout.write("\n")
-    elif not args.out:
+    elif args.out is None:
         print("\n\n".join(args.prompt + t for t in gen.texts))
     else:
         print(f"wrote {args.n} sample(s) to {args.out}", file=sys.stderr)
@@ -84,7 +84,8 @@ def _guidance_classifier(args: argparse.Namespace, device: Any) -> Any:
         raise GenlabError("--classifier-scale needs --classifier DIR (a classifier trained with --set noisy=true)")
     from genlab.assets import default_model
 
-    return load_model(args.classifier or default_model("guidance"), task="classifier", device=device)
+    judge = args.classifier if args.classifier is not None else default_model("guidance")
+    return load_model(judge, task="classifier", device=device)
 
 
 #: the image-sampling options and their defaults (the parser's): a family takes those in its ``sampling_controls``
@@ -122,7 +123,7 @@ def _generate_image(args: argparse.Namespace) -> int:
     g = make_generator(args.seed, device)
     if wants_text and model.condition != "text":
         raise GenlabError(f"--prompt: this {model.family} model does not take prompts (use --class where it has)")
-    count = args.frames if args.interpolate or args.to_prompt is not None else args.n
+    count = args.frames if args.interpolate is not None or args.to_prompt is not None else args.n
     check_fits(model.sampling_bytes(count), f"{count} images at once", "Ask for fewer (--n, --frames).")
     size = model.image_size
     scale = args.scale if args.scale is not None else max(1, 48 // size)
@@ -133,7 +134,7 @@ def _generate_image(args: argparse.Namespace) -> int:
     with torch.no_grad():
         out_images, nrow = (_from_prompt if model.condition == "text" else _from_class)(model, args, g, device)
     seconds = time.perf_counter() - start
-    written = save_images(out_images, args.out or "samples.png", nrow=nrow, scale=scale)
+    written = save_images(out_images, "samples.png" if args.out is None else args.out, nrow=nrow, scale=scale)
     n = out_images.shape[0]
     if args.json:
         json_out(
@@ -159,7 +160,7 @@ def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tu
     controls = sampler_controls(args, model, device)
     if "progress" in model.sampling_controls:
         controls["progress"] = not args.json
-    if args.interpolate:
+    if args.interpolate is not None:
         if not hasattr(model, "interpolate"):
             raise GenlabError(f"--interpolate: a {model.family} model cannot interpolate")
         ends = [e.strip() for e in args.interpolate.split(",")]
@@ -187,7 +188,7 @@ def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tu
 def _from_prompt(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tuple[Any, int]:
     import math
 
-    if args.class_ is not None or args.classifier_scale or args.interpolate:
+    if args.class_ is not None or args.classifier_scale or args.interpolate is not None:
         raise GenlabError("a text-to-image model takes --prompt (and --to-prompt to interpolate), not classes")
     sampling = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing, variance=args.variance)
     if args.to_prompt is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ def parse_point(text: str) -> tuple[float, float, int]:
         raise GenlabError(f"--point {text!r}: expected X,Y or X,Y,L (pixels; L = 1 foreground, 0 background)") from None
     if label not in (0, 1):
         raise GenlabError(f"--point {text!r}: the label must be 1 (foreground) or 0 (background), not {label}")
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise GenlabError(f"--point {text!r}: X and Y must be finite numbers (pixels)")
     return x, y, label
 
 
@@ -35,6 +38,8 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
         x0, y0, x1, y1 = (float(v) for v in text.split(","))
     except ValueError:
         raise GenlabError(f"--box {text!r}: expected X0,Y0,X1,Y1 (pixels, top-left and bottom-right)") from None
+    if not all(map(math.isfinite, (x0, y0, x1, y1))):
+        raise GenlabError(f"--box {text!r}: the corners must be finite numbers (pixels)")
     return x0, y0, x1, y1
 
 
@@ -144,7 +149,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         n_prompts = max(1, len(boxes))
     decoder_ms = 1000 * (time.perf_counter() - start)
     files = (
-        write_outputs(records, image, args.out, args.format, name=str(args.image), prompts=prompts) if args.out else []
+        write_outputs(records, image, args.out, args.format, name=str(args.image), prompts=prompts)
+        if args.out is not None
+        else []
     )
     if args.json:
         h, w = image.shape[:2]

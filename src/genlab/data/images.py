@@ -6,13 +6,21 @@ Every reader returns float32 arrays in [0, 1], ``H×W×3`` (RGB) or ``H×W`` (gr
 
 from __future__ import annotations
 
+import contextlib
+import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, GenlabWarning
 from genlab.io import atomic_path
+
+#: the most pixels an image may have wherever images enter genlab (files, folders, bundled photos) unless a
+#: command's --max-pixels says otherwise; Pillow's decompression-bomb limit follows it
+MAX_PIXELS = 50_000_000
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -73,30 +81,58 @@ def bundled_image(name: str) -> np.ndarray:
     return (arr.astype(np.float32) / (65535.0 if arr.dtype == np.uint16 else 255.0)).astype(np.float32)
 
 
-def read_image(src: str | Path, *, grey: bool = False, max_pixels: int | None = None) -> np.ndarray:
+@contextlib.contextmanager
+def _pillow_limit(src: str | Path, max_pixels: int) -> Iterator[None]:
+    """Pillow's decompression-bomb check tied to ``max_pixels`` (it refuses above twice its limit, before reading
+    the header's size into memory): its error becomes one line naming --max-pixels."""
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # read_image warns in its own words
+            yield
+    except Image.DecompressionBombError as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found.group(1)):,} pixels" if found else "the image"
+        raise GenlabError(
+            f"{src}: {size} is more than --max-pixels {max_pixels:,}; downscale it or raise --max-pixels"
+        ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def read_image(src: str | Path, *, grey: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An image file (or a bundled photo's name) as float32 in [0, 1]: ``H×W×3``, or ``H×W`` with ``grey``.
 
-    ``max_pixels`` guards against huge inputs with a clear message instead of running out of memory.
+    ``max_pixels`` guards against huge inputs (decompression bombs included) with a clear message instead of
+    running out of memory; it is checked from the header, before the pixels are decoded.
     """
     path = Path(src).expanduser()
     if not path.exists() and str(src) in SKIMAGE_PHOTOS + SKLEARN_PHOTOS:
         arr = bundled_image(str(src))
     else:
         if not path.is_file():
-            raise GenlabError(f"{src}: no such image file")
+            raise GenlabError(f"{src}: no such image file" if not path.exists() else f"{src}: not a file")
         try:
-            with Image.open(path) as img:
+            with _pillow_limit(src, max_pixels), Image.open(path) as img:
                 w, h = img.size
-                if max_pixels is not None and w * h > max_pixels:
+                if w * h > max_pixels:
                     raise GenlabError(
                         f"{src}: {w}×{h} = {w * h:,} pixels is more than --max-pixels {max_pixels:,}; "
                         "downscale it or raise --max-pixels"
                     )
+                if w * h > max_pixels // 2:
+                    warnings.warn(
+                        f"{src}: a large image ({w}×{h} = {w * h:,} pixels, over half of --max-pixels); "
+                        "it may be slow and use much memory",
+                        GenlabWarning,
+                        stacklevel=2,
+                    )
                 img.load()
                 arr = _to_float(img)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
             raise GenlabError(f"{src}: not a readable image ({e})") from None
-    if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
+    if arr.shape[0] * arr.shape[1] > max_pixels:
         h, w = arr.shape[:2]
         raise GenlabError(f"{src}: {w}×{h} pixels is more than --max-pixels {max_pixels:,}")
     if grey and arr.ndim == 3:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.data.images import read_image
+from genlab.data.images import MAX_PIXELS, read_image
 from genlab.errors import GenlabError, GenlabWarning
 
 
-def read_mask(src: str | Path, shape: tuple[int, ...], *, max_pixels: int | None = None) -> np.ndarray:
+def read_mask(src: str | Path, shape: tuple[int, ...], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The hole mask in ``src`` as ``H×W`` bool (True = hole), checked against an image of ``shape``."""
     grey = read_image(src, grey=True, max_pixels=max_pixels)
     if grey.shape != tuple(shape[:2]):
