@@ -29,7 +29,7 @@ def _eval_text(args: argparse.Namespace) -> dict[str, Any]:
 
     model = load_model(args.model_dir, task="text", device=best_device(args.device))
     text = load_text(args.data)
-    if (args.split or "all") != "all":
+    if args.split not in (None, "all"):
         train_part, val_part = split_text(text, 0.1 if args.val_fraction is None else args.val_fraction)
         text = val_part if args.split == "val" else train_part
     return evaluate_text(model, text)
@@ -44,7 +44,7 @@ def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
 
     device = best_device(args.device)
     model = load_model(args.model_dir, task="image", device=device)
-    reference = reference_images(model, args.data, args.split or "val", args.val_fraction)
+    reference = reference_images(model, args.data, "val" if args.split is None else args.split, args.val_fraction)
     features = args.features if args.features is not None else {"classifier", "inception"}
     classifier = None
     if args.fid and "classifier" in features and (args.classifier is not None or args.data == "digits"):
@@ -113,7 +113,7 @@ def _eval_ae(args: argparse.Namespace) -> dict[str, Any]:
     from genlab.runtime import best_device
 
     ae = load_model(args.model_dir, task="autoencoder", device=best_device(args.device))
-    reference = reference_images(ae, args.data, args.split or "val", args.val_fraction)
+    reference = reference_images(ae, args.data, "val" if args.split is None else args.split, args.val_fraction)
     reference = reference.subset(torch.arange(min(len(reference), args.samples)))
     judge = _judge(args, ae.device) if reference.attributes is not None else None  # shapes: the judge's reading
     if judge is not None and judge.config.image_size != ae.config.image_size:

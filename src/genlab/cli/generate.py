@@ -117,7 +117,7 @@ def _generate_image(args: argparse.Namespace) -> int:
     from genlab.sampling.images import save_images
 
     device = best_device(args.device)
-    wants_text = bool(args.prompt or args.negative_prompt or args.to_prompt)
+    wants_text = args.prompt != "" or args.negative_prompt is not None or args.to_prompt is not None
     default_task = "text2image" if wants_text and args.model is None else None
     model = load_model(args.model, task=default_task or "image", device=device)
     g = make_generator(args.seed, device)
@@ -164,7 +164,9 @@ def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tu
         if not hasattr(model, "interpolate"):
             raise GenlabError(f"--interpolate: a {model.family} model cannot interpolate")
         ends = [e.strip() for e in args.interpolate.split(",")]
-        through = args.through or ("noise" if all(e.lstrip("-").isdigit() for e in ends) else "diffused")
+        through = args.through
+        if through is None:
+            through = "noise" if all(e.lstrip("-").isdigit() for e in ends) else "diffused"
         images, classes = interpolation_inputs(model, ends, through)
         for key in ("classifier", "classifier_scale", "progress"):  # interpolation: classifier-free guidance only
             controls.pop(key, None)
@@ -188,7 +190,7 @@ def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tu
 def _from_prompt(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tuple[Any, int]:
     import math
 
-    if args.class_ is not None or args.classifier_scale or args.interpolate is not None:
+    if args.class_ is not None or args.classifier_scale != 0 or args.interpolate is not None:
         raise GenlabError("a text-to-image model takes --prompt (and --to-prompt to interpolate), not classes")
     sampling = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing, variance=args.variance)
     if args.to_prompt is not None:

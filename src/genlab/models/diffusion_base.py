@@ -135,8 +135,8 @@ class DiffusionBase(ImageModel):
     def guided(self, cond: Any, guidance: float, null: Any = None) -> S.Denoiser:
         """Classifier-free guidance with scale w = ``guidance`` towards ``cond``, away from ``null`` (default: no
         condition, :meth:`null_condition`)."""
-        if guidance < 0:
-            raise GenlabError(f"--guidance {guidance}: must be ≥ 0")
+        if not guidance >= 0 or guidance == float("inf"):  # NaN fails every comparison
+            raise GenlabError(f"--guidance {guidance}: must be a finite number ≥ 0")
         null = self.null_condition(cond) if null is None else null
         return S.cfg_denoiser(self.eps, cond, null, guidance, self.join)
 

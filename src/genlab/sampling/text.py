@@ -6,6 +6,7 @@ LSTM, the recent history for the n-gram), so generating costs one position per t
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -71,6 +72,8 @@ def filter_logits(
 
 
 def check_controls(temperature: float, top_k: int, top_p: float, max_tokens: int) -> None:
+    if not (math.isfinite(temperature) and math.isfinite(top_p)):
+        raise GenlabError(f"--temperature {temperature}, --top-p {top_p}: must be finite numbers")
     if temperature < 0:
         raise GenlabError(f"--temperature {temperature}: must be ≥ 0 (0 picks the most likely token)")
     if top_k < 0:
