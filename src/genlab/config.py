@@ -135,12 +135,16 @@ class Range:
         return self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)
 
     def __str__(self) -> str:
-        if self.lo is not None and self.hi is not None:
-            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        def num(v: float) -> str:
+            return "2^62" if v == 2**62 else str(v) if isinstance(v, int) else f"{v:g}"
+
+        hi = self.hi
+        if self.lo is not None and hi is not None:
+            return f"in {'(' if self.lo_open else '['}{num(self.lo)}, {num(hi)}{')' if self.hi_open else ']'}"
         if self.lo is not None:
-            return f"{'greater than' if self.lo_open else 'at least'} {self.lo:g}"
-        if self.hi is not None:
-            return f"{'less than' if self.hi_open else 'at most'} {self.hi:g}"
+            return f"{'greater than' if self.lo_open else 'at least'} {num(self.lo)}"
+        if hi is not None:
+            return f"{'less than' if self.hi_open else 'at most'} {num(hi)}"
         return "a finite number"
 
 
