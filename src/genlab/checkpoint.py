@@ -19,6 +19,7 @@ from genlab.assets import default_model
 from genlab.config import from_dict, to_dict
 from genlab.errors import GenlabError
 from genlab.io import atomic_path, read_json, write_json
+from genlab.memory import check_fits
 from genlab.models import FAMILIES, get_family
 from genlab.models.base import GenerativeModel
 from genlab.version import __version__
@@ -104,13 +105,16 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return cfg
 
 
-def build_model(cfg: dict[str, Any]) -> GenerativeModel:
-    """An untrained model of the family and config recorded in ``cfg`` (a config.json dict)."""
+def build_model(cfg: dict[str, Any], *, source: str | Path = CONFIG_FILE) -> GenerativeModel:
+    """An untrained model of the family and config recorded in ``cfg`` (a config.json dict, read from ``source``).
+
+    Every value is checked against its field's type and range, and the weights' size against the free memory,
+    before anything is allocated."""
     cls = get_family(cfg["family"])
-    try:
-        config = from_dict(cls.Config, cfg["config"])
-    except TypeError as e:
-        raise GenlabError(f"config.json: bad config for {cfg['family']}: {e}") from None
+    config = from_dict(cls.Config, cfg["config"], source=str(source))
+    nbytes = cls.parameter_bytes(config)
+    if nbytes is not None:
+        check_fits(nbytes, f"{source}: this {cfg['family']} model's weights")
     return cls(config)
 
 
@@ -143,7 +147,7 @@ def load_model(
     cls = get_family(cfg["family"])
     if task is not None and cls.modality != task:
         raise GenlabError(f"{d} holds a {cfg['family']} model ({cls.modality}); this needs a {task} model")
-    model = build_model(cfg)
+    model = build_model(cfg, source=d / CONFIG_FILE)
     weights = d / EMA_FILE if ema and (d / EMA_FILE).is_file() else d / WEIGHTS_FILE
     model.load_weights(read_weights(weights))
     model.load_extras(d)

@@ -148,22 +148,47 @@ def train_tokenizer(kind: str, text: str, vocab_size: int = 1024) -> Tokenizer:
     raise GenlabError(f"unknown tokenizer {kind!r}; choose char or bpe")
 
 
-def tokenizer_from_json(data: dict) -> Tokenizer:
+def tokenizer_from_json(data: object, source: str | Path = TOKENIZER_FILE) -> Tokenizer:
+    """The tokenizer a ``tokenizer.json`` holds; anything malformed is a :class:`GenlabError` naming ``source``."""
+    if not isinstance(data, dict):
+        raise GenlabError(f'{source}: expected a JSON object with a tokenizer "kind", found {type(data).__name__}')
     kind = data.get("kind")
     if kind == "char":
-        return CharTokenizer(data["chars"])
+        chars = data.get("chars")
+        if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+            raise GenlabError(f'{source}: a char tokenizer\'s "chars" must be a list of characters')
+        try:
+            return CharTokenizer(chars)
+        except GenlabError as e:
+            raise GenlabError(f"{source}: {e}") from None
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
-        return BPETokenizer(HFTokenizer.from_str(json.dumps(data["hf"])))
-    raise GenlabError(f"tokenizer.json: unknown tokenizer kind {kind!r}")
+        if not isinstance(data.get("hf"), dict):
+            raise GenlabError(f'{source}: a bpe tokenizer\'s "hf" must be a JSON object (a tokenizers file)')
+        try:
+            return BPETokenizer(HFTokenizer.from_str(json.dumps(data["hf"])))
+        except Exception as e:  # noqa: BLE001 - the tokenizers library raises a bare Exception for bad files
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise GenlabError(f"{source}: not a valid BPE tokenizer ({reason})") from None
+    raise GenlabError(f"{source}: unknown tokenizer kind {kind!r}; expected char or bpe")
+
+
+def check_vocabulary(tok: Tokenizer, vocab_size: int, source: str | Path) -> None:
+    """A tokenizer may not emit ids the model has no embedding for: a :class:`GenlabError` naming both sizes."""
+    if tok.vocab_size > vocab_size:
+        raise GenlabError(
+            f"{source}: the tokenizer has {tok.vocab_size} tokens, more than the model's vocab_size={vocab_size}"
+        )
 
 
 def save_tokenizer(tok: Tokenizer, directory: str | Path) -> None:
     write_text(Path(directory) / TOKENIZER_FILE, json.dumps(tok.to_json(), ensure_ascii=False))
 
 
-def load_tokenizer(directory: str | Path) -> Tokenizer:
+def load_tokenizer(directory: str | Path, *, vocab_size: int | None = None) -> Tokenizer:
+    """The tokenizer of a checkpoint directory. With ``vocab_size`` (the model's), a tokenizer with more tokens
+    than the model has embeddings is refused."""
     path = Path(directory) / TOKENIZER_FILE
     if not path.is_file():
         raise GenlabError(f"{directory}: checkpoint is missing {TOKENIZER_FILE}")
@@ -171,4 +196,7 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise GenlabError(f"{path}: not a valid tokenizer file ({e})") from None
-    return tokenizer_from_json(data)
+    tok = tokenizer_from_json(data, path)
+    if vocab_size is not None:
+        check_vocabulary(tok, vocab_size, path)
+    return tok

@@ -15,6 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import (
+    DEPTH,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    MULTIPLIER,
+    PROBABILITY,
+    WIDTH,
+    check_int_list,
+    check_ranges,
+)
 from genlab.data.shapes import ATTRIBUTES
 from genlab.errors import GenlabError
 from genlab.models.diffusion import parse_ints
@@ -32,7 +42,18 @@ class AttributesConfig:
     dropout: float = 0.1
 
     def validate(self) -> None:
-        parse_ints(self.channel_mult, "channel_mult")
+        check_ranges(
+            self,
+            "attributes",
+            {
+                "image_size": IMAGE_SIZE,
+                "channels": IMAGE_CHANNELS,
+                "base_channels": WIDTH,
+                "num_res_blocks": DEPTH,
+                "dropout": PROBABILITY,
+            },
+        )
+        check_int_list(parse_ints(self.channel_mult, "channel_mult"), "attributes: channel_mult", MULTIPLIER)
 
 
 class ShapeAttributes(ImageModel):

@@ -22,6 +22,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import (
+    COUNT,
+    DEPTH,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    MULTIPLIER,
+    NONNEGATIVE,
+    WIDTH,
+    Range,
+    check_int_list,
+    check_ranges,
+)
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel, Optim, Part
 from genlab.models.diffusion import parse_ints
@@ -49,7 +61,24 @@ class AutoencoderConfig:
     train_encoder: bool = True
 
     def validate(self) -> None:
+        check_ranges(
+            self,
+            "autoencoder",
+            {
+                "image_size": IMAGE_SIZE,
+                "channels": IMAGE_CHANNELS,
+                "base_channels": WIDTH,
+                "num_res_blocks": DEPTH,
+                "z_channels": Range(1, 1024),
+                "kl_weight": NONNEGATIVE,
+                "perceptual_weight": NONNEGATIVE,
+                "disc_weight": NONNEGATIVE,
+                "disc_start": COUNT,
+                "disc_channels": WIDTH,
+            },
+        )
         mult = parse_ints(self.channel_mult, "channel_mult")
+        check_int_list(mult, "autoencoder: channel_mult", MULTIPLIER)
         if not mult or self.z_channels < 1:
             raise GenlabError("autoencoder: channel_mult and z_channels must be positive")
         if self.image_size % (2 ** (len(mult) - 1)):

@@ -160,6 +160,19 @@ class GenerativeModel(nn.Module):
         model.load_extras(directory)
         return model
 
+    @classmethod
+    def parameter_bytes(cls, config: Any) -> int | None:
+        """Bytes of the weights and buffers a model of ``config`` holds, found without allocating them: the model
+        is built on the meta device. None where that fails (the real construction then reports why). A family
+        whose constructor cannot run on meta overrides this."""
+        try:
+            with torch.device("meta"):
+                model = cls(config)
+        except Exception:  # noqa: BLE001 - only an estimate; building the model for real raises the same error
+            return None
+        tensors = {id(t): t for t in (*model.parameters(), *model.buffers())}  # tied weights count once
+        return sum(t.numel() * t.element_size() for t in tensors.values())
+
     def attach_parts(self, parts: dict[str, GenerativeModel]) -> None:
         """Attach the loaded ``parts`` the checkpoint does not store (``Part.on_resume``), after build or rebuild."""
 

@@ -20,6 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import (
+    CLASSES,
+    DEPTH,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    MULTIPLIER,
+    PROBABILITY,
+    TIMESTEPS,
+    WIDTH,
+    check_int_list,
+    check_ranges,
+)
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel
 from genlab.models.diffusion import parse_ints
@@ -42,7 +54,21 @@ class ClassifierConfig:
     schedule: str = "linear"
 
     def validate(self) -> None:
+        check_ranges(
+            self,
+            "classifier",
+            {
+                "image_size": IMAGE_SIZE,
+                "channels": IMAGE_CHANNELS,
+                "num_classes": CLASSES,
+                "base_channels": WIDTH,
+                "num_res_blocks": DEPTH,
+                "dropout": PROBABILITY,
+                "timesteps": TIMESTEPS,
+            },
+        )
         mult = parse_ints(self.channel_mult, "channel_mult")
+        check_int_list(mult, "classifier: channel_mult", MULTIPLIER)
         if not mult or min(mult) < 1 or self.base_channels < 1 or self.num_res_blocks < 1:
             raise GenlabError("classifier: channel_mult, base_channels and num_res_blocks must be positive")
         if self.num_classes < 2:

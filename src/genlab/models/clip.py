@@ -22,6 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import (
+    CONTEXT,
+    DEPTH,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    MULTIPLIER,
+    VOCAB,
+    WIDTH,
+    check_int_list,
+    check_ranges,
+)
 from genlab.data.tokenizers import BPETokenizer, Tokenizer, load_tokenizer, save_tokenizer
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
@@ -45,6 +56,22 @@ class CLIPConfig:
     embed_dim: int = 128
 
     def validate(self) -> None:
+        check_ranges(
+            self,
+            "clip",
+            {
+                "image_size": IMAGE_SIZE,
+                "channels": IMAGE_CHANNELS,
+                "vocab_size": VOCAB,
+                "base_channels": WIDTH,
+                "text_width": WIDTH,
+                "text_layers": DEPTH,
+                "text_heads": DEPTH,
+                "context_length": CONTEXT,
+                "embed_dim": WIDTH,
+            },
+        )
+        check_int_list(parse_ints(self.channel_mult, "channel_mult"), "clip: channel_mult", MULTIPLIER)
         if self.text_width % self.text_heads:
             raise GenlabError("clip: text_width must be a multiple of text_heads")
         if self.context_length < 2:
@@ -224,7 +251,7 @@ class CLIP(ImageModel):
         save_tokenizer(self.tokenizer, directory)
 
     def load_extras(self, directory: Path) -> None:
-        self.tokenizer = load_tokenizer(directory)
+        self.tokenizer = load_tokenizer(directory, vocab_size=self.config.vocab_size)
 
 
 def caption_tokenizer(captions: list[str], vocab_size: int = 512) -> Tokenizer:

@@ -25,6 +25,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from genlab.config import (
+    CLASSES,
+    DEPTH,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    MULTIPLIER,
+    PROBABILITY,
+    TIMESTEPS,
+    WIDTH,
+    check_int_list,
+    check_ranges,
+)
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel
 from genlab.models.diffusion_base import DiffusionBase
@@ -57,8 +69,23 @@ class DiffusionConfig:
     prediction: str = "eps"  # eps | v
 
     def validate(self) -> None:
+        check_ranges(
+            self,
+            "diffusion",
+            {
+                "image_size": IMAGE_SIZE,
+                "channels": IMAGE_CHANNELS,
+                "num_classes": CLASSES,
+                "base_channels": WIDTH,
+                "num_res_blocks": DEPTH,
+                "dropout": PROBABILITY,
+                "cond_drop": PROBABILITY,
+                "timesteps": TIMESTEPS,
+            },
+        )
         mult = parse_ints(self.channel_mult, "channel_mult")
-        parse_ints(self.attn_resolutions, "attn_resolutions")
+        check_int_list(mult, "diffusion: channel_mult", MULTIPLIER)
+        check_int_list(parse_ints(self.attn_resolutions, "attn_resolutions"), "diffusion: attn_resolutions", IMAGE_SIZE)
         if not mult or min(mult) < 1 or self.base_channels < 1 or self.num_res_blocks < 1:
             raise GenlabError("diffusion: channel_mult, base_channels and num_res_blocks must be positive")
         factor = 2 ** (len(mult) - 1)

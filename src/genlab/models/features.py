@@ -19,6 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import (
+    DEPTH,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    MULTIPLIER,
+    POSITIVE,
+    WIDTH,
+    Range,
+    check_int_list,
+    check_ranges,
+)
 from genlab.errors import GenlabError
 from genlab.models.diffusion import parse_ints
 from genlab.models.image import EVAL_IMAGES, EVAL_SEED, ImageModel
@@ -37,6 +48,20 @@ class FeaturesConfig:
     crop_scale: float = 0.5  # random crops cover this fraction of the side or more
 
     def validate(self) -> None:
+        check_ranges(
+            self,
+            "features",
+            {
+                "image_size": IMAGE_SIZE,
+                "channels": IMAGE_CHANNELS,
+                "base_channels": WIDTH,
+                "num_res_blocks": DEPTH,
+                "projection_dim": WIDTH,
+                "temperature": POSITIVE,
+                "crop_scale": Range(0.1, 1.0),
+            },
+        )
+        check_int_list(parse_ints(self.channel_mult, "channel_mult"), "features: channel_mult", MULTIPLIER)
         if not 0.1 <= self.crop_scale <= 1.0 or self.temperature <= 0:
             raise GenlabError("features: crop_scale must be in [0.1, 1] and temperature positive")
 

@@ -18,6 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import (
+    CONTEXT,
+    DEPTH,
+    PROBABILITY,
+    VOCAB,
+    WIDTH,
+    check_ranges,
+)
 from genlab.data.tokenizers import Tokenizer
 from genlab.errors import GenlabError
 from genlab.models.lm import LanguageModel
@@ -36,9 +44,18 @@ class GPTConfig:
     bias: bool = False
 
     def validate(self) -> None:
-        for name in ("block_size", "n_layer", "n_head", "n_embd"):
-            if getattr(self, name) < 1:
-                raise GenlabError(f"gpt: {name} must be at least 1")
+        check_ranges(
+            self,
+            "gpt",
+            {
+                "vocab_size": VOCAB,
+                "block_size": CONTEXT,
+                "n_layer": DEPTH,
+                "n_head": DEPTH,
+                "n_embd": WIDTH,
+                "dropout": PROBABILITY,
+            },
+        )
         if self.n_embd % self.n_head:
             raise GenlabError(f"gpt: n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:

@@ -68,7 +68,7 @@ class LanguageModel(GenerativeModel):
         train_part, val_part = split_text(text, fraction)
         known = options.resume_from or options.init_from  # a resumed or fine-tuned model keeps its tokenizer
         if known is not None:
-            tok = load_tokenizer(known)
+            tok = load_tokenizer(known, vocab_size=config.vocab_size if config.vocab_size > 0 else None)
         else:
             tok = train_tokenizer(options.tokenizer, train_part, options.vocab_size)
         config.vocab_size = tok.vocab_size
@@ -145,4 +145,4 @@ class LanguageModel(GenerativeModel):
         save_tokenizer(self.require_tokenizer(), directory)
 
     def load_extras(self, directory: Path) -> None:
-        self.tokenizer = load_tokenizer(directory)
+        self.tokenizer = load_tokenizer(directory, vocab_size=self.config.vocab_size)

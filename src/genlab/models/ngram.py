@@ -27,6 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.config import (
+    FINITE,
+    VOCAB,
+    Range,
+    check_ranges,
+)
 from genlab.data.tokenizers import Tokenizer
 from genlab.errors import GenlabError
 from genlab.models.base import TrainingData
@@ -41,6 +47,7 @@ class NGramConfig:
     discount: float = -1.0  # Kneser–Ney: < 0 estimates D₁, D₂, D₃₊ per order; a value in [0, 1] fixes all
 
     def validate(self) -> None:
+        check_ranges(self, "ngram", {"vocab_size": VOCAB, "order": Range(1, 64), "discount": FINITE})
         if self.order < 1:
             raise GenlabError("ngram: order must be at least 1")
         if self.smoothing not in ("kneser-ney", "witten-bell"):

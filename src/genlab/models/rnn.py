@@ -17,6 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import (
+    CONTEXT,
+    DEPTH,
+    PROBABILITY,
+    VOCAB,
+    WIDTH,
+    Range,
+    check_ranges,
+)
 from genlab.data.tokenizers import Tokenizer
 from genlab.errors import GenlabError
 from genlab.models.lm import LanguageModel
@@ -34,9 +43,18 @@ class LSTMConfig:
     dropout: float = 0.0
 
     def validate(self) -> None:
-        for name in ("block_size", "n_layer", "n_embd", "n_hidden"):
-            if getattr(self, name) < 1:
-                raise GenlabError(f"lstm: {name} must be at least 1")
+        check_ranges(
+            self,
+            "lstm",
+            {
+                "vocab_size": VOCAB,
+                "block_size": CONTEXT,
+                "n_layer": DEPTH,
+                "n_embd": WIDTH,
+                "n_hidden": Range(1, 65536),
+                "dropout": PROBABILITY,
+            },
+        )
         if not 0.0 <= self.dropout < 1.0:
             raise GenlabError(f"lstm: dropout={self.dropout} must be in [0, 1)")
 

@@ -29,6 +29,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from genlab.config import (
+    DEPTH,
+    FRACTION,
+    IMAGE_SIZE,
+    NONNEGATIVE,
+    WIDTH,
+    Range,
+    check_int_list,
+    check_ranges,
+)
 from genlab.data.masks import (
     MaskBatches,
     jitter_boxes,
@@ -86,7 +96,33 @@ class SamConfig:
         return 2 ** (len(parse_ints(self.stage_channels, "stage_channels")) + 1)
 
     def validate(self) -> None:
+        check_ranges(
+            self,
+            "sam",
+            {
+                "image_size": IMAGE_SIZE,
+                "encoder_dim": WIDTH,
+                "encoder_depth": DEPTH,
+                "encoder_heads": DEPTH,
+                "prompt_dim": WIDTH,
+                "decoder_depth": DEPTH,
+                "decoder_heads": DEPTH,
+                "decoder_mlp": Range(1, 65536),
+                "mask_in_chans": Range(1, 1024),
+                "mask_upscale": Range(1, 1024),
+                "max_objects": Range(1, 256),
+                "part_prob": FRACTION,
+                "masks_per_image": Range(1, 1024),
+                "rounds": Range(1, 1024),
+                "box_prob": FRACTION,
+                "box_noise": FRACTION,
+                "focal_weight": NONNEGATIVE,
+                "dice_weight": NONNEGATIVE,
+                "iou_weight": NONNEGATIVE,
+            },
+        )
         stages = parse_ints(self.stage_channels, "stage_channels")
+        check_int_list(stages, "sam: stage_channels", WIDTH)
         if len(stages) < 2 or min(stages) < 1:
             raise GenlabError("sam: stage_channels needs at least two positive widths, e.g. 32,64")
         if self.image_size < self.stride or self.image_size % self.stride:

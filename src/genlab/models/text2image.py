@@ -19,6 +19,7 @@ clipping, sampling, img2img, inpainting) over the latent codec z = s · E(x), x 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genlab.config import from_dict, to_dict
+from genlab.config import (
+    DEPTH,
+    IMAGE_SIZE,
+    MULTIPLIER,
+    NONNEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    TIMESTEPS,
+    WIDTH,
+    check_int_list,
+    check_ranges,
+    from_dict,
+    to_dict,
+)
 from genlab.data.tokenizers import load_tokenizer, save_tokenizer
 from genlab.errors import GenlabError
 from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
@@ -71,8 +85,23 @@ class TextToImageConfig:
     text_encoder_fingerprint: str = ""
 
     def validate(self) -> None:
-        parse_ints(self.channel_mult, "channel_mult")
-        parse_ints(self.attn_resolutions, "attn_resolutions")
+        check_ranges(
+            self,
+            "text2image",
+            {
+                "base_channels": WIDTH,
+                "num_res_blocks": DEPTH,
+                "dropout": PROBABILITY,
+                "caption_drop": PROBABILITY,
+                "timesteps": TIMESTEPS,
+                "latent_scale": POSITIVE,
+                "x0_clip": NONNEGATIVE,
+            },
+        )
+        check_int_list(parse_ints(self.channel_mult, "channel_mult"), "text2image: channel_mult", MULTIPLIER)
+        check_int_list(
+            parse_ints(self.attn_resolutions, "attn_resolutions"), "text2image: attn_resolutions", IMAGE_SIZE
+        )
         if not 0.0 <= self.caption_drop < 1.0:
             raise GenlabError("text2image: caption_drop must be in [0, 1)")
         if self.x0_clip < 0:
@@ -183,9 +212,19 @@ class TextToImage(DiffusionBase):
         return model
 
     @classmethod
+    def parameter_bytes(cls, config: TextToImageConfig) -> int | None:
+        """Before ``build`` the parts' configs are unknown: the default autoencoder and CLIP stand in for them."""
+        config = dataclasses.replace(
+            config,
+            autoencoder=config.autoencoder or to_dict(AutoencoderConfig()),
+            text_encoder=config.text_encoder or to_dict(CLIPConfig(vocab_size=256)),
+        )
+        return super().parameter_bytes(config)
+
+    @classmethod
     def rebuild(cls, config: TextToImageConfig, directory: Path, parts: dict[str, GenerativeModel]) -> TextToImage:
         model = cls(config)  # the parts' weights come with the training state: no fingerprint check yet
-        model.clip.tokenizer = load_tokenizer(directory)
+        model.clip.tokenizer = load_tokenizer(directory, vocab_size=model.clip.config.vocab_size)
         return model
 
     def evaluate(self, val: Any, *, batches: int = 20, batch_size: int = 64) -> dict[str, float]:
@@ -223,8 +262,10 @@ class TextToImage(DiffusionBase):
         super().__init__(config)
         if not config.autoencoder or not config.text_encoder:
             raise GenlabError("text2image: train it with --autoencoder DIR and --text-encoder DIR")
-        self.autoencoder = Autoencoder(from_dict(AutoencoderConfig, config.autoencoder))
-        self.clip = CLIP(from_dict(CLIPConfig, config.text_encoder))
+        self.autoencoder = Autoencoder(
+            from_dict(AutoencoderConfig, config.autoencoder, source="text2image: autoencoder")
+        )
+        self.clip = CLIP(from_dict(CLIPConfig, config.text_encoder, source="text2image: text_encoder"))
         self.autoencoder.requires_grad_(False)
         self.clip.requires_grad_(False)
         ae = self.autoencoder.config
@@ -385,5 +426,5 @@ class TextToImage(DiffusionBase):
         save_tokenizer(self.clip.tokenizer, directory)
 
     def load_extras(self, directory: Path) -> None:
-        self.clip.tokenizer = load_tokenizer(directory)
+        self.clip.tokenizer = load_tokenizer(directory, vocab_size=self.clip.config.vocab_size)
         self.check_parts()

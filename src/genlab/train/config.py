@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from genlab.config import COUNT, FINITE, NONNEGATIVE, POSITIVE, PROBABILITY, Range, check_ranges
 from genlab.errors import GenlabError
 
 
@@ -32,18 +33,30 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        positive = ("steps", "batch_size", "accumulate", "eval_every", "eval_batches", "log_every", "ckpt_every")
-        if self.sample_every < 0:
-            raise GenlabError(f"sample_every={self.sample_every}: must be ≥ 0 (0 disables)")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise GenlabError(f"{name}={getattr(self, name)}: must be at least 1")
-        if self.lr <= 0:
-            raise GenlabError(f"lr={self.lr}: must be positive")
-        if self.warmup < 0 or self.grad_clip < 0 or self.time_budget < 0 or self.weight_decay < 0:
-            raise GenlabError("warmup, grad_clip, time_budget and weight_decay must be ≥ 0")
-        if not 0.0 <= self.ema < 1.0:
-            raise GenlabError(f"ema={self.ema}: must be in [0, 1) (0 disables)")
+        check_ranges(
+            self,
+            "train",
+            {
+                "steps": Range(1, COUNT.hi),
+                "batch_size": Range(1, 1_000_000),
+                "accumulate": Range(1, 1_000_000),
+                "warmup": COUNT,
+                "eval_every": Range(1, COUNT.hi),
+                "eval_batches": Range(1, 1_000_000),
+                "sample_every": COUNT,  # 0 disables
+                "log_every": Range(1, COUNT.hi),
+                "ckpt_every": Range(1, COUNT.hi),
+                "seed": COUNT,
+                "lr": POSITIVE,
+                "min_lr": FINITE,  # < 0 means lr / 10
+                "weight_decay": NONNEGATIVE,
+                "beta1": PROBABILITY,
+                "beta2": PROBABILITY,
+                "grad_clip": NONNEGATIVE,  # 0 disables
+                "ema": PROBABILITY,  # 0 disables
+                "time_budget": NONNEGATIVE,  # 0: no budget
+            },
+        )
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise GenlabError(f"precision={self.precision!r}: choose auto, fp32, bf16 or fp16")
         if self.compile not in ("auto", "on", "off"):

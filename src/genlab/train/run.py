@@ -14,13 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from genlab.assets import default_model
 from genlab.checkpoint import load_model, save_model
 from genlab.errors import GenlabError
+from genlab.memory import check_fits, format_bytes
 from genlab.models import FAMILIES, family_class, get_family
 from genlab.models.base import GenerativeModel, TrainOptions, load_state_strict
 from genlab.runtime import best_device, seed_everything
 from genlab.train import distributed
+from genlab.train.config import TrainConfig
 from genlab.train.runs import plan_run
 from genlab.train.trainer import METRICS_FILE, Trainer
 
@@ -79,6 +83,7 @@ def train(
     run_info |= {name: str(path) for name, path in part_paths.items()}
     say(f"data: {dataset.describe}")
     if cls.trains_by_counting:
+        _check_memory(cls, mcfg, tcfg, torch.device("cpu"))
         model = cls.build(mcfg, dataset, loaded)
         model.fit_data(dataset)
         save_model(model, out, run=run_info | dataset.run)  # fitting may record more (the n-gram: its counts)
@@ -86,6 +91,7 @@ def train(
 
     info, dev = distributed.setup(best_device(device))
     seed_everything(tcfg.seed + info.rank)
+    _check_memory(cls, mcfg, tcfg, dev)
     model = cls.rebuild(mcfg, out, loaded) if resume else cls.build(mcfg, dataset, loaded)
     model.attach_parts(loaded)
     if init is not None:
@@ -141,6 +147,21 @@ def resolve_parts(
         flags = " and ".join(f"--{n.replace('_', '-')} DIR" for n in missing)
         raise GenlabError(f"{cls.family} needs {flags} (train them first)")
     return paths
+
+
+def _check_memory(cls: type[GenerativeModel], mcfg: Any, tcfg: TrainConfig, dev: torch.device) -> None:
+    """Refuse, before allocating, a model whose training state cannot fit: the weights, and for gradient training
+    their gradients, AdamW's two moments and the EMA copy (activations come on top)."""
+    nbytes = cls.parameter_bytes(mcfg)
+    if nbytes is None:
+        return
+    copies = 1 if cls.trains_by_counting else 4 + (tcfg.ema > 0)
+    what = f"training this {cls.family} model ({format_bytes(nbytes)} of weights"
+    what += ")" if copies == 1 else ", with gradients and optimizer state)"
+    check_fits(nbytes * copies, what)  # it is built in host memory first
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        check_fits(nbytes * copies, what, available=free, where=f"the GPU ({dev})")
 
 
 def _summary(

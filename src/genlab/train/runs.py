@@ -59,9 +59,11 @@ def plan_run(
         saved = read_config(out)
         cls = get_family(saved["family"], modality)
         overrides = _with_size(cls, overrides, size)
-        mcfg = from_dict(cls.Config, saved["config"])
+        mcfg = from_dict(cls.Config, saved["config"], source=str(out / CONFIG_FILE))
         run = saved.get("run", {})
-        tcfg = from_dict(TrainConfig, run.get("train", {}))
+        if not isinstance(run, dict):
+            raise GenlabError(f'{out / CONFIG_FILE}: "run" must be a JSON object')
+        tcfg = from_dict(TrainConfig, run.get("train", {}), source=f"{out / CONFIG_FILE} (run.train)")
         model_keys = {k: v for k, v in overrides.items() if k in field_names(mcfg)}
         asked = copy.deepcopy(mcfg)
         apply_overrides([asked], model_keys)
@@ -81,7 +83,7 @@ def plan_run(
             raise GenlabError(
                 f"--init {init}: holds a model of family {saved.get('family')!r}, this run trains {cls.family!r}"
             )
-        mcfg = from_dict(cls.Config, saved["config"])
+        mcfg = from_dict(cls.Config, saved["config"], source=str(Path(init) / CONFIG_FILE))
         apply_overrides([mcfg], {k: v for k, v in overrides.items() if k in field_names(mcfg)})
     return RunPlan(cls, mcfg, tcfg, False, {}, set(overrides))
 

@@ -1,0 +1,69 @@
+"""How much memory this machine has free, and a check to run before allocating something large.
+
+``check_fits(nbytes, what)`` refuses work that cannot fit with a :class:`GenlabError` that states both sizes, so a
+config with ``n_embd = 100000`` stops with one line instead of swapping for minutes and being killed. Where the
+free memory cannot be read (an OS without ``/proc/meminfo``) the check passes: it must never refuse work that fits.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from genlab.errors import GenlabError
+
+GIB = 1024**3
+
+
+def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
+    try:
+        for line in path.read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_available(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """What a cgroup v2 memory limit (a container's) leaves: memory.max − memory.current; None if unlimited."""
+    try:
+        limit = (root / "memory.max").read_text(encoding="ascii").strip()
+        if limit == "max":
+            return None
+        return max(int(limit) - int((root / "memory.current").read_text(encoding="ascii").strip()), 0)
+    except (OSError, ValueError):
+        return None
+
+
+def _sysconf_available() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def available_bytes() -> int | None:
+    """Memory available to this process now (bytes), or None where it cannot be read."""
+    host = _meminfo_available()
+    if host is None:
+        host = _sysconf_available()
+    cgroup = _cgroup_available()
+    known = [v for v in (host, cgroup) if v is not None]
+    return min(known) if known else None
+
+
+def format_bytes(n: float) -> str:
+    if n >= GIB:
+        return f"{n / GIB:,.1f} GiB"
+    return f"{n / 1024**2:,.1f} MiB"
+
+
+def check_fits(nbytes: int, what: str, *, available: int | None = None, where: str = "this machine") -> None:
+    """A :class:`GenlabError` if ``nbytes`` (for ``what``, e.g. "this model's weights") exceeds the free memory.
+
+    ``available`` overrides the measurement (a caller that knows better, e.g. a GPU's free memory, named by
+    ``where``)."""
+    free = available_bytes() if available is None else available
+    if free is not None and nbytes > free:
+        raise GenlabError(f"{what} needs ~{format_bytes(nbytes)}; {where} has ~{format_bytes(free)} available")
