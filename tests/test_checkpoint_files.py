@@ -112,7 +112,8 @@ def test_export_into_a_run_folder_replaces_it_whole(tmp_path):
     with pytest.raises(GenlabError, match="already holds a gpt checkpoint; replace it with --force"):
         export_checkpoint(other, run)
     export_checkpoint(other, run, force=True)
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "manifest.json", "model.safetensors", "tokenizer.json"]
+    names = ["config.json", "manifest.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(p.name for p in run.iterdir()) == names, "no ema.safetensors, training state, log or samples left"
     assert same_weights(load_model(run), load_model(other))
 
 
@@ -211,7 +212,7 @@ def test_train_force_replaces_a_run_of_the_same_family_only(cli, tmp_path, corpu
     out = tmp_path / "run"
     assert cli("train", "text", "--data", corpus_file, "--out", out, "--steps", "3", *TINY).code == 0
     one_line_error(cli("train", "text", "--data", corpus_file, "--out", out, "--steps", "2", *TINY), "--force")
-    r = cli("train", "text", "--data", corpus_file, "--out", out, "--steps", "2", "--force", "--set", "log_every=1", *TINY)
+    r = cli("train", "text", "--data", corpus_file, "--out", out, "--steps", "2", "--force", "--set=log_every=1", *TINY)
     assert r.code == 0, r
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").open()][-1] == 2
     assert json.loads((out / "manifest.json").read_text())["step"] == 2
