@@ -107,6 +107,8 @@ def write_checkpoint(directory: str | Path, write: Callable[[Path], None], *, st
     files the folder holds besides its checkpoint (metrics.jsonl, samples/, yours) hard-linked in when ``keep``,
     fsync, and the swap. A crash at any point leaves the old checkpoint or the new one (see ``recover``)."""
     d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise GenlabError(f"{d}: is a file; a checkpoint is a folder")
     recover(d, writer=True)
     tmp = sibling(d, SAVING)
     tmp.mkdir(parents=True)

@@ -35,6 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        fsync_path(tmp)  # on disk before the name points at it
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
