@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from genlab.checkpoint import write_manifest
 from genlab.cli import build_parser
 
 from .conftest import CORPUS
@@ -58,7 +59,7 @@ def test_train_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, se
 
 def test_existing_run_is_not_overwritten(cli, trained):
     r = cli("train", "text", "--data", trained["data"], "--out", trained["gpt"], "--steps", "5", "--quiet")
-    one_line_error(r, "already holds a run", "--resume")
+    one_line_error(r, "already holds a gpt checkpoint", "--resume", "--force")
 
 
 def test_checkpoint_problems(cli, trained, tmp_path):
@@ -68,12 +69,16 @@ def test_checkpoint_problems(cli, trained, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text((trained["gpt"] / "config.json").read_text())
+    one_line_error(cli("generate", "text", "--model", broken), "no manifest.json", "write_manifest")
+    write_manifest(broken)  # a folder written by hand, vouched for
     one_line_error(cli("generate", "text", "--model", broken), "missing model.safetensors")
     (broken / "model.safetensors").write_bytes((trained["lstm"] / "model.safetensors").read_bytes())
+    write_manifest(broken)
     one_line_error(cli("generate", "text", "--model", broken), "does not match config.json")
     alien = tmp_path / "alien"
     alien.mkdir()
     (alien / "config.json").write_text(json.dumps({"family": "diffusion-xl", "config": {}}))
+    write_manifest(alien)
     one_line_error(cli("eval", "text", alien, "--data", trained["data"]), "unknown model family 'diffusion-xl'")
 
 

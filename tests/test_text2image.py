@@ -132,6 +132,9 @@ def test_parts_that_do_not_belong_together(t2i_runs, tmp_path):
         weights = load_file(swapped / name)
         weights |= {f"autoencoder.{k}": v for k, v in other.items() if f"autoencoder.{k}" in weights}
         save_file(weights, swapped / name)
+    from genlab.checkpoint import write_manifest
+
+    write_manifest(swapped)  # vouched for: the fingerprint check must catch it, not the manifest
     with pytest.raises(GenlabError, match="autoencoder does not belong with this diffusion model"):
         genlab.load(swapped)
 

@@ -1,12 +1,18 @@
-"""Small file helpers: atomic writes, so a crash never leaves a half-written file."""
+"""Small file helpers: atomic writes, so a crash never leaves a half-written file; whole folders swapped in."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import hashlib
 import json
 import os
+import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        fsync_path(tmp)  # on disk before the name points at it
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -54,3 +61,217 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# --- whole folders: written beside, fsynced, swapped in ------------------------------------------------------------
+MANIFEST_FILE = "manifest.json"
+#: what a run folder holds besides its checkpoint (the trainer's log, the preview grids): never in a manifest
+RUN_FILES = frozenset({"metrics.jsonl", "samples"})
+#: never listed in a manifest either: documentation one may edit (the shipped models' cards)
+DOC_FILES = frozenset({"MODEL_CARD.md"})
+SAVING, OLD = ".saving", ".old"  # suffixes of the hidden siblings ``.NAME.saving`` / ``.NAME.old``
+
+
+def sibling(path: Path, suffix: str) -> Path:
+    """``<parent>/.<name><suffix>``: where a folder's next version is written, or its last one set aside."""
+    return path.parent / f".{path.name}{suffix}"
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file or a folder (its entries) to disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (``root`` last)."""
+    for dirpath, _, files in os.walk(root, topdown=False):
+        for name in files:
+            p = Path(dirpath) / name
+            if not p.is_symlink():
+                fsync_path(p)
+        fsync_path(dirpath)
+
+
+def carry_over(old: Path, new: Path, skip: set[str]) -> None:
+    """Hard-link every entry of ``old`` except the names in ``skip`` (and those ``new`` has) into ``new``; folders
+    are recreated and their files linked, so a file appended to later (metrics.jsonl) is one file in both."""
+    for entry in old.iterdir():
+        target = new / entry.name
+        if entry.name in skip or target.exists() or target.is_symlink():
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        elif entry.is_dir():
+            target.mkdir()
+            carry_over(entry, target, set())
+        else:
+            try:
+                os.link(entry, target)
+            except OSError:  # a file system without hard links
+                shutil.copy2(entry, target)
+
+
+def _exchange_fn():  # noqa: ANN202
+    """renameat2(RENAME_EXCHANGE) from the C library (Linux), or None where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_RENAMEAT2 = _exchange_fn()
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2); False where the system cannot."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):  # kernel or file system says no
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def swap_in(new: Path, target: Path) -> None:
+    """Make the finished folder ``new`` (``sibling(target, SAVING)``) be ``target``, replacing what was there.
+
+    One atomic exchange where the system has it; else ``target`` → ``.NAME.old``, ``new`` → ``target``, remove the
+    old. Whatever step a crash interrupts, :func:`recover_folder` completes or rolls it back."""
+    parent = target.parent
+    if not target.exists():
+        os.rename(new, target)
+        fsync_path(parent)
+        return
+    if exchange(new, target):
+        fsync_path(parent)
+        shutil.rmtree(new)  # now the old folder
+        return
+    old = sibling(target, OLD)
+    if old.exists():
+        shutil.rmtree(old)
+    os.rename(target, old)
+    os.rename(new, target)
+    fsync_path(parent)
+    shutil.rmtree(old)
+
+
+def recover_folder(target: Path, *, writer: bool, complete: Callable[[Path], bool] = lambda p: True) -> None:
+    """Finish or undo a swap a crash interrupted, so ``target`` is a whole folder again.
+
+    Where ``target`` is missing, the set-aside ``.NAME.saving`` (if ``complete`` says it is whole) or else
+    ``.NAME.old`` becomes it. A ``writer`` (the only one who may write there: a save, a resume) also removes the
+    leftovers; a reader leaves them, as a save may be under way."""
+    saving, old = sibling(target, SAVING), sibling(target, OLD)
+    if not target.exists() and not target.is_symlink():
+        for _ in range(1 if writer else 20):  # a reader gives a save under way a moment to rename
+            if target.exists() or not (saving.exists() or old.exists()):
+                break
+            time.sleep(0.05)
+        else:
+            if saving.is_dir() and complete(saving):
+                os.rename(saving, target)
+            elif old.is_dir():
+                os.rename(old, target)
+            with contextlib.suppress(OSError):
+                fsync_path(target.parent)
+    if writer:
+        for leftover in (saving, old):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+
+
+# --- manifests: each file's name, size and SHA-256 ------------------------------------------------------------------
+def _manifest_entries(d: Path) -> list[Path]:
+    """The files a manifest of ``d`` lists: all of them but the manifest, the run's own files and temporaries."""
+    out = []
+    for p in sorted(d.rglob("*")):
+        rel = p.relative_to(d)
+        hidden = any(part.startswith(".") for part in rel.parts)
+        if hidden or rel.parts[0] in RUN_FILES | DOC_FILES or str(rel) == MANIFEST_FILE:
+            continue
+        if p.is_file() and not p.is_symlink():
+            out.append(p)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest_file(d: Path, header: dict[str, Any]) -> dict[str, Any]:
+    """Write ``manifest.json`` (``header``, then each file's name, size and SHA-256) into ``d`` and flush it."""
+    files = [
+        {"name": p.relative_to(d).as_posix(), "size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in _manifest_entries(d)
+    ]
+    manifest = header | {"files": files}
+    write_json(d / MANIFEST_FILE, manifest)
+    fsync_path(d / MANIFEST_FILE)
+    fsync_path(d)
+    return manifest
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    d = Path(directory)
+    path = d / MANIFEST_FILE
+    if not path.is_file():
+        raise GenlabError(
+            f"{d}: no {MANIFEST_FILE}, so genlab cannot check that the checkpoint is whole (written by hand, or by a "
+            f"genlab before checkpoint manifests); if you trust its files, vouch for them with: "
+            f"python -c \"import genlab.checkpoint as c; c.write_manifest('{d}')\""
+        )
+    try:
+        manifest = read_json(path)
+        files = manifest["files"]
+        for f in files:
+            name = f["name"]
+            if not isinstance(name, str) or not isinstance(f["size"], int) or ".." in Path(name).parts:
+                raise TypeError
+            if Path(name).is_absolute():
+                raise TypeError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise GenlabError(f"{path}: not a valid manifest; the checkpoint is damaged (save it again)") from None
+    return manifest
+
+
+def verify_manifest(directory: str | Path, *, skip_hash: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The manifest of a checkpoint folder, after checking every file it lists: present, its size, its SHA-256
+    (except the files named in ``skip_hash``, whose size alone is checked). GenlabError on any mismatch."""
+    d = Path(directory)
+    manifest = read_manifest(d)
+    advice = "the checkpoint is incomplete or was changed since it was saved; use a copy you trust or save it again"
+    for f in manifest["files"]:
+        path = d / f["name"]
+        if not path.is_file():
+            raise GenlabError(f"{d}: {f['name']} is missing ({MANIFEST_FILE} lists it): {advice}")
+        size = path.stat().st_size
+        if size != f["size"]:
+            raise GenlabError(f"{d}: {f['name']} has {size} bytes, {MANIFEST_FILE} says {f['size']}: {advice}")
+        if f["name"] not in skip_hash and _sha256(path) != f.get("sha256"):
+            raise GenlabError(f"{d}: {f['name']} does not match its SHA-256 in {MANIFEST_FILE}: {advice}")
+    return manifest
+
+
+def whole(directory: Path) -> bool:
+    try:
+        verify_manifest(directory)
+    except GenlabError:
+        return False
+    return True

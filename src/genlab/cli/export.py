@@ -10,7 +10,7 @@ from genlab.cli.common import Formatter
 def cmd_export(args: argparse.Namespace) -> int:
     from genlab.checkpoint import export_checkpoint
 
-    out = export_checkpoint(args.model_dir, args.out, dtype=args.dtype, decoder=args.decoder)
+    out = export_checkpoint(args.model_dir, args.out, dtype=args.dtype, decoder=args.decoder, force=args.force)
     print(f"wrote {out}")
     return 0
 
@@ -21,12 +21,18 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help="copy a checkpoint for inference (optionally in half precision)",
         formatter_class=Formatter,
         description="Writes config.json, model.safetensors (the EMA weights where the run kept them) and the "
-        "family's extras to --out, without training state; --dtype float16 halves the size.",
+        "family's extras and manifest.json to --out, without training state; --dtype float16 halves the size. "
+        "--out must be new or empty, or (with --force, replaced as a whole) a checkpoint of the same family.",
         epilog="examples:\n  genlab export runs/gpt-kjv --out my-model --dtype float16\n"
         "  genlab export runs/t2i --decoder runs/ae-dec --out my-t2i   # a decoder fine-tuned with a frozen encoder\n",
     )
     p.add_argument("model_dir", metavar="DIR", help="checkpoint directory")
-    p.add_argument("--out", required=True, help="destination directory")
+    p.add_argument("--out", required=True, help="destination directory: new or empty (or see --force)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the checkpoint or run of the same family in --out as a whole (never a folder of other files)",
+    )
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="weight precision")
     p.add_argument(
         "--decoder",

@@ -41,6 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         options=options,
         parts={name: getattr(args, name) for name in _all_parts()},
         resume=args.resume,
+        force=args.force,
         init=args.init,
         device=args.device,
         quiet=args.quiet,
@@ -166,6 +167,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
   genlab train text --data my.txt --model ngram --set order=5 --tokenizer char --out runs/my-5gram
   genlab train text --data my.txt --model lstm --time-budget 300 --out runs/lstm
   genlab train text --out runs/x --resume                # continue where an interrupted run stopped
+  genlab train text --data my.txt --out runs/x --force   # start runs/x over (same family; its old files go)
   genlab train image --data digits --model diffusion --preset tiny --out runs/digits     # minutes on a CPU
   genlab train image --data ~/photos --size 64 --model diffusion --preset small --out runs/photos
   genlab train image --data digits --model classifier --set noisy=true --out runs/noisy-clf   # for guidance
@@ -193,7 +195,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--data",
         help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes; segment: shapes, blobs, or a folder with images/ and masks/",
     )
-    p.add_argument("--out", required=True, help="run directory (the checkpoint is written here)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="run directory (the checkpoint is written here): new or empty; one holding a run of the same family "
+        "needs --resume (continue it) or --force (replace it); anything else is refused",
+    )
     p.add_argument("--model", metavar="FAMILY", help="the family to train (default: the kind's; see below)")
     p.add_argument("--preset", default="tiny", help="size preset: tiny (CPU, minutes), small (CPU, ~hour), base (GPU)")
     p.add_argument("--steps", type=POSITIVE, help="optimizer steps (default: the preset's)")
@@ -215,6 +222,11 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help="held out (0 trains on everything): text its last 10%%, images a random 20%%, masks 10%%",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run of the same family in --out with a new one (never a folder of other files)",
+    )
     p.add_argument(
         "--init",
         metavar="DIR",

@@ -10,6 +10,8 @@ closed form (``trains_by_counting``) are fitted and saved without the Trainer.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 
 from genlab.assets import default_model
-from genlab.checkpoint import load_model, save_model
+from genlab.checkpoint import CONFIG_FILE, clear_folder, load_model, save_model
 from genlab.errors import GenlabError
 from genlab.memory import check_fits, format_bytes
 from genlab.models import FAMILIES, family_class, get_family
@@ -40,6 +42,7 @@ def train(
     options: TrainOptions | None = None,
     parts: dict[str, str | None] | None = None,
     resume: bool = False,
+    force: bool = False,
     init: str | Path | None = None,
     device: str | None = None,
     quiet: bool = False,
@@ -49,9 +52,52 @@ def train(
     ``overrides`` may set any model or trainer field (``steps``, ``seed``, ``time_budget`` included); ``options``
     carry the data options (``--size``, ``--tokenizer``, ...); ``parts`` name the trained checkpoints the family
     needs (``--autoencoder DIR``, ...). ``init``: a checkpoint of the same family whose weights (and model config)
-    the run starts from — fine-tuning; ``overrides`` may change fields that keep the weights' shapes.
+    the run starts from — fine-tuning; ``overrides`` may change fields that keep the weights' shapes. ``force``:
+    replace the run or checkpoint of the same family in ``out``. A run that fails before its first checkpoint
+    removes the folder it created (never one that was there before).
     """
-    out, init = Path(out), Path(init) if init is not None else None
+    out = Path(out)
+    created = _first_missing(out)
+    try:
+        return _train(
+            family, data, out, modality, preset, overrides, options, parts, resume, force, init, device, quiet
+        )
+    except BaseException:
+        if created is not None and created.is_dir() and not (out / CONFIG_FILE).exists() and _is_main():
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what a failed run removes), or None."""
+    missing = None
+    for p in [path, *path.parents]:
+        if p.exists() or p.is_symlink():
+            break
+        missing = p
+    return missing
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _train(
+    family: str,
+    data: str | None,
+    out: Path,
+    modality: str | None,
+    preset: str,
+    overrides: dict[str, Any] | None,
+    options: TrainOptions | None,
+    parts: dict[str, str | None] | None,
+    resume: bool,
+    force: bool,
+    init: str | Path | None,
+    device: str | None,
+    quiet: bool,
+) -> dict[str, Any]:
+    init = Path(init) if init is not None else None
     overrides = dict(overrides or {})
     options = options or TrainOptions()
     if init is not None and (resume or not get_family(family, modality).fine_tunes):
@@ -61,7 +107,7 @@ def train(
         )
     plan = plan_run(
         out, modality=modality, family=family, preset=preset, overrides=overrides, resume=resume,
-        init=init, size=options.size,
+        init=init, size=options.size, force=force,
     )  # fmt: skip
     cls, mcfg, tcfg = plan.cls, plan.model_config, plan.train_config
     if resume:
@@ -85,13 +131,15 @@ def train(
     if cls.trains_by_counting:
         _check_memory(cls, mcfg, tcfg, torch.device("cpu"))
         model = cls.build(mcfg, dataset, loaded)
-        model.fit_data(dataset)
-        save_model(model, out, run=run_info | dataset.run)  # fitting may record more (the n-gram: its counts)
+        model.fit_data(dataset)  # fitting may record more in the run (the n-gram: its counts)
+        save_model(model, out, run=run_info | dataset.run, keep=not plan.replace)
         return _summary(model, out, dataset, "done", 0, float("nan"), {})
 
     info, dev = distributed.setup(best_device(device))
     seed_everything(tcfg.seed + info.rank)
     _check_memory(cls, mcfg, tcfg, dev)
+    if plan.replace and info.is_main:  # --force: the new run starts in an empty folder (its log, its samples)
+        clear_folder(out)
     model = cls.rebuild(mcfg, out, loaded) if resume else cls.build(mcfg, dataset, loaded)
     model.attach_parts(loaded)
     if init is not None:

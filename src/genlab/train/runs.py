@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.checkpoint import CONFIG_FILE, STATE_FILE, read_config
+from genlab.checkpoint import CONFIG_FILE, STATE_FILE, check_out, probe_writable, read_config
 from genlab.config import apply_overrides, field_names, from_dict
 from genlab.errors import GenlabError
 from genlab.models import get_family
@@ -22,6 +22,7 @@ class RunPlan:
     resume: bool
     saved: dict[str, Any] = field(default_factory=dict)  # the "run" record of config.json when resuming
     explicit: set[str] = field(default_factory=set)  # keys the user set (so data-derived values do not override)
+    replace: bool = False  # --force over a run or checkpoint already there: cleared when training starts
 
 
 def resolve_configs(cls: type, preset: str, overrides: dict[str, Any]) -> tuple[Any, TrainConfig]:
@@ -44,6 +45,7 @@ def plan_run(
     resume: bool,
     init: Path | None = None,
     size: int | None = None,
+    force: bool = False,
 ) -> RunPlan:
     """Configs for a new run in ``out`` (which must not hold one), or those of the run to resume there.
 
@@ -51,12 +53,18 @@ def plan_run(
     With ``init`` (a checkpoint to fine-tune) the model config is that checkpoint's, then ``overrides``; the
     trainer's is the preset's, then ``overrides``. ``modality``: what ``genlab train`` was asked to train (a kind
     of data or a family name), so a run of another kind is refused. ``size`` (``--size``) sets ``image_size`` for
-    families that have one.
+    families that have one. ``out`` must be absent, empty, or a run of the same family, which ``resume`` continues
+    and ``force`` replaces (anything else is refused: genlab never overwrites what it did not write).
     """
+    if resume and force:
+        raise GenlabError("--resume continues the run in --out, --force replaces it: choose one")
     if resume:
+        if out.exists() and not out.is_dir():
+            raise GenlabError(f"--out {out}: is a file; nothing to resume")
         if not (out / CONFIG_FILE).is_file() or not (out / STATE_FILE).is_file():
             raise GenlabError(f"{out}: nothing to resume ({STATE_FILE} is missing); start without --resume")
         saved = read_config(out)
+        probe_writable(out)
         cls = get_family(saved["family"], modality)
         overrides = _with_size(cls, overrides, size)
         mcfg = from_dict(cls.Config, saved["config"], source=str(out / CONFIG_FILE))
@@ -72,9 +80,8 @@ def plan_run(
             raise GenlabError(f"--resume cannot change the model's shape ({', '.join(changed)})")
         apply_overrides([tcfg], {k: v for k, v in overrides.items() if k not in model_keys})
         return RunPlan(cls, mcfg, tcfg, True, run, set(overrides))
-    if (out / CONFIG_FILE).exists() or (out / STATE_FILE).exists():
-        raise GenlabError(f"{out} already holds a run; continue it with --resume or choose another --out")
     cls = get_family(family, modality)
+    replace = check_out(out, cls.family, replace=force, how="continue it with --resume, replace it with --force")
     overrides = _with_size(cls, overrides, size)
     mcfg, tcfg = resolve_configs(cls, preset, overrides)
     if init is not None:
@@ -85,7 +92,7 @@ def plan_run(
             )
         mcfg = from_dict(cls.Config, saved["config"], source=str(Path(init) / CONFIG_FILE))
         apply_overrides([mcfg], {k: v for k, v in overrides.items() if k in field_names(mcfg)})
-    return RunPlan(cls, mcfg, tcfg, False, {}, set(overrides))
+    return RunPlan(cls, mcfg, tcfg, False, {}, set(overrides), replace)
 
 
 def _with_size(cls: type, overrides: dict[str, Any], size: int | None) -> dict[str, Any]:

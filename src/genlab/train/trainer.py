@@ -3,9 +3,9 @@
 AdamW with decoupled weight decay on matrices only; linear warmup then cosine decay to ``min_lr``;
 gradient clipping and accumulation; an optional EMA of the weights; autocast (bf16/fp16) and
 ``torch.compile`` on a GPU; periodic evaluation; a progress bar with loss, speed and ETA; metrics
-appended to ``metrics.jsonl``; atomic checkpoints every ``ckpt_every`` steps; exact ``--resume``;
-a step or time budget; a clean stop on Ctrl-C (checkpoint saved) or on a non-finite loss (nothing
-saved). Unchanged under ``torchrun`` (DDP).
+appended to ``metrics.jsonl``; whole checkpoints (written beside, swapped in) every ``ckpt_every``
+steps; exact ``--resume``; a step or time budget; a clean stop on Ctrl-C (checkpoint saved) or on a
+non-finite loss (nothing saved). Unchanged under ``torchrun`` (DDP).
 
 Exact resume: batch ``i`` is a pure function of (seed, rank, i) — the data source is stateless — and
 the weights, optimizer moments and torch RNG states are saved together in one file, so a run
@@ -39,6 +39,7 @@ from genlab.checkpoint import (
 )
 from genlab.config import to_dict
 from genlab.errors import GenlabError
+from genlab.io import write_text
 from genlab.models.base import GenerativeModel, Optim, load_state_strict
 from genlab.train import distributed
 from genlab.train.config import TrainConfig, lr_at
@@ -139,14 +140,11 @@ class Trainer:
         path = self.out / METRICS_FILE
         if self.dist.is_main and path.is_file():
             keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if _step_of(ln) <= step]
-            path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+            write_text(path, "".join(ln + "\n" for ln in keep))  # a new file renamed in: a crash keeps the old
 
     def _save(self, step: int, elapsed: float, opts: dict[str, torch.optim.Optimizer], ema: EMA | None) -> None:
         if self.dist.is_main:
             run = self.run | {"train": to_dict(self.cfg), "elapsed_s": round(elapsed, 2)}
-            save_model(self.model, self.out, step=step, run=run)
-            if ema is not None:
-                save_tensors(unique_state(self.model, params=ema.shadow), self.out / EMA_FILE, {"step": str(step)})
             state = {
                 "step": step,
                 "elapsed": elapsed,
@@ -156,7 +154,13 @@ class Trainer:
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             }
-            save_train_state(self.out, state)
+
+            def extra(d: Path) -> None:  # written with the model, swapped in as one checkpoint
+                if ema is not None:
+                    save_tensors(unique_state(self.model, params=ema.shadow), d / EMA_FILE, {"step": str(step)})
+                save_train_state(d, state)
+
+            save_model(self.model, self.out, step=step, run=run, extra=extra)
         distributed.barrier(self.dist)
 
     # --- the loop ------------------------------------------------------------------------------
