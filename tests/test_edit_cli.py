@@ -197,7 +197,10 @@ def test_huge_images_are_refused_with_a_clear_message(cli, photo):
         ("retarget --image {d}/photo.png --width 0", "argument --width: 0 is out of range: must be ≥ 1"),
         ("superres --image {d}/photo.png --scale 1", "--scale 1: must be at least 2"),
         ("inpaint --image {d}/photo.png --mask {d}/missing.png", "missing.png: no such image file"),
-        ("nnf --a {d}/photo.png --b {d}/photo.png --iterations -1", "argument --iterations: -1 is out of range: must be ≥ 0"),
+        (
+            "nnf --a {d}/photo.png --b {d}/photo.png --iterations -1",
+            "argument --iterations: -1 is out of range: must be ≥ 0",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line_errors(cli, photo, command, message):
