@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import genlab.cli.common as common
+import genlab.memory as memory
 from genlab.cli import build_parser
 from genlab.data.images import write_image
 
@@ -48,7 +49,7 @@ def png_header(path: Path, width: int, height: int) -> Path:
 @pytest.fixture
 def small_machine(monkeypatch):
     """A machine with 8 GiB free, whatever this one has: memory refusals do not depend on the test machine."""
-    monkeypatch.setattr(common, "available_bytes", lambda: 8 * GiB)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * GiB)
 
 
 # --- numbers ----------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def test_a_box_must_be_finite(cli):
 )
 def test_requests_larger_than_memory_are_refused_with_the_estimate(cli, small_machine, args, option):
     r = cli(*args.split())
-    one_line_error(r, option, "GiB", "8.0 GiB free")
+    one_line_error(r, option, "GiB", "8.0 GiB available")
 
 
 def test_the_memory_estimate_lets_ordinary_requests_through(cli, small_machine, tmp_path):

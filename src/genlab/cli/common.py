@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 from typing import Any, NoReturn
 
+from genlab import memory
 from genlab.errors import GenlabError
 
 INT_LIMIT = 2**63 - 1  # the largest int any option takes (torch's seeds and sizes are 64-bit)
@@ -116,30 +115,12 @@ class GenlabParser(argparse.ArgumentParser):
         self.exit(2, f"genlab: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def available_bytes() -> int | None:
-    """Memory this machine can give a new allocation now (Linux: MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def gib(n: float) -> str:
-    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
-
-
 def check_fits(nbytes: float, what: str, hint: str) -> None:
     """Refuse a request whose estimated memory (``nbytes``) exceeds what is available, before allocating it."""
-    avail = available_bytes()
-    if avail is not None and nbytes > avail:
-        raise GenlabError(f"{what} needs about {gib(nbytes)}; this machine has about {gib(avail)} free. {hint}")
+    try:
+        memory.check_fits(int(nbytes), what)
+    except GenlabError as e:
+        raise GenlabError(f"{e}. {hint}") from None
 
 
 def json_text(obj: Any) -> str:
@@ -150,7 +131,3 @@ def json_text(obj: Any) -> str:
 def json_out(obj: Any) -> None:
     """Print one JSON object on stdout (progress and messages go to stderr)."""
     print(json_text(obj))
-
-
-def print_err(text: str) -> None:
-    print(text, file=sys.stderr)
