@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=300, help="commands to run")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed: the same seed draws the same commands")
     parser.add_argument("--verb", action="append", choices=list(VERBS), help="fuzz only these verbs (repeatable)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a run may take before it is stopped")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds a run may take before it is stopped")
     args = parser.parse_args()
 
     import torch

@@ -329,7 +329,7 @@ VERBS: dict[str, tuple[tuple[str, ...], tuple[Opt, ...]]] = {
     "train image": (
         ("train", "image", "--model", "diffusion", *TINY_UNET, "--set", "eval_batches=1"),
         (
-            O("--data", "text", "digits", "imgs", required=True),
+            O("--data", "text", "digits", required=True),  # a folder of RGB images: ~15 s (its final samples)
             O("--out", "outdir", "run", required=True),
             O("--size", "int", "8", cheap="8"),
             O("--steps", "count", "1", cheap="1"),
