@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -6,6 +7,7 @@ from genlab.checkpoint import write_manifest
 from genlab.cli import build_parser
 
 from .conftest import CORPUS
+from .fuzz_cli import snapshot as folder_state
 
 
 def one_line_error(result, *needles):
@@ -50,11 +52,10 @@ def test_help_documents_every_verb(cli):
 def test_train_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, setup, args, needles):
     if setup:
         (tmp_path / setup[0]).write_bytes(setup[1])
-    out = tmp_path / "run"
-    r = cli("train", "text", "--out", out, "--quiet", *[a.format(tmp=tmp_path) for a in args])
+    before = folder_state(tmp_path)
+    r = cli("train", "text", "--out", tmp_path / "run", "--quiet", *[a.format(tmp=tmp_path) for a in args])
     one_line_error(r, *needles)
-    leftovers = [p.name for p in out.glob("*")] if out.exists() else []
-    assert not any(name in leftovers for name in ("model.safetensors", "train_state.pt")), leftovers
+    assert folder_state(tmp_path) == before  # nothing created, removed or rewritten anywhere in the folder
 
 
 def test_existing_run_is_not_overwritten(cli, trained):
@@ -141,13 +142,73 @@ def test_eval_json_on_every_family(cli, trained, family):
     assert 0 < figures["bits_per_char"] < 9
 
 
-def test_argparse_errors_exit_2(cli):
-    assert cli("train", "text").code == 2  # --out missing
-    assert cli("frobnicate").code == 2
+def _parsers():
+    """(name, parser) of every verb and task, e.g. ("genlab edit inpaint", ...)."""
+    import argparse
+
+    def walk(parser, name):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for word, sub in action.choices.items():
+                    yield from walk(sub, f"{name} {word}")
+
+    parser = build_parser()
+    parser.parse_known_args(["train", "text", "--out", "x"])  # train adds its families' --PART DIR options on parsing
+    return list(walk(parser, "genlab"))
 
 
-def test_parser_builds():
-    assert build_parser().prog == "genlab"
+PARSERS = _parsers()
+
+
+@pytest.mark.parametrize("name, parser", PARSERS, ids=[name for name, _ in PARSERS])
+def test_every_option_has_a_description_and_no_empty_default(name, parser):
+    import argparse
+
+    undocumented = [
+        "/".join(a.option_strings) or a.dest
+        for a in parser._actions
+        if not isinstance(a, argparse._SubParsersAction) and not (a.help or "").strip()
+    ]
+    assert not undocumented, f"{name}: options without a description: {undocumented}"
+    text = parser.format_help()
+    assert "(default: None)" not in text, f"{name} --help shows '(default: None)': say what leaving it out does"
+    for action in parser._actions:
+        for option in action.option_strings:
+            assert option in text, (name, option)
+
+
+ERROR_LINE = re.compile(r"^genlab(?: [\w-]+){0,2}: error: ")
+
+
+@pytest.mark.parametrize(
+    "command, option",
+    [
+        ("generate text --n x", "--n"),  # the parser's own check
+        ("generate text --max-tokens 2 --temperature nan", "--temperature"),
+        ("generate text --max-tokens 2 --top-p nan", "--top-p"),
+        ("generate text --max-tokens=-1", "--max-tokens"),
+        ("generate image --steps 0 --out {tmp}/x.png", "--steps"),
+        ("generate image --steps 1 --n 1 --guidance nan --out {tmp}/x.png", "--guidance"),
+        ("generate image --steps 1 --n 1 --eta inf --out {tmp}/x.png", "--eta"),
+        ("segment {tmp}/in.png --point 3,3 --refine=-1 --out {tmp}/x.png", "--refine"),
+        ("segment {tmp}/in.png --all --pred-iou-thresh nan --out {tmp}/x.png", "--pred-iou-thresh"),
+        ("edit nnf --a {tmp}/in.png --b {tmp}/in.png --iterations=-1 --out {tmp}/x.png", "--iterations"),
+        ("edit texture --sample {tmp}/in.png --size 16x16 --tolerance nan --out {tmp}/x.png", "--tolerance"),
+    ],
+)
+def test_a_bad_option_value_is_exit_2_with_one_line_naming_the_option(cli, tmp_path, command, option):
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(tmp_path / "in.png")
+    before = folder_state(tmp_path)
+    r = cli(*command.format(tmp=tmp_path).split())  # tmp_path has no spaces
+    assert r.code == 2 and "Traceback" not in r.err, r
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ": error:" in ln]
+    assert len(errors) == 1 and errors[0] == lines[-1] and ERROR_LINE.match(errors[0]), r
+    assert option in errors[0], (option, errors[0])
+    assert folder_state(tmp_path) == before  # a refused command writes nothing
 
 
 def test_resume_accepts_a_repeated_model_option_and_refuses_a_change(trained, tmp_path):

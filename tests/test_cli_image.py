@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .fuzz_cli import snapshot as folder_state
 from .test_cli import one_line_error
 
 
@@ -180,12 +181,13 @@ def test_unconditional_model_refuses_classes(cli, image_runs, tmp_path, args, ne
 
 def test_generate_bad_requests(cli, image_runs, tmp_path):
     model = ["generate", "image", "--model", image_runs["cond"], "--out", tmp_path / "x.png"]
+    before = folder_state(tmp_path)
     one_line_error(cli(*model, "--class", "10"), "--class", "0 … 9")
     one_line_error(cli(*model, "--class", "seven"), "--class", "not a class")
     one_line_error(cli(*model, "--steps", "0"), "--steps 0")
     one_line_error(cli(*model, "--n", "0"), "--n 0")
     one_line_error(cli("generate", "image", "--model", image_runs["clf"]), "classifier", "needs a image model")
-    assert not (tmp_path / "x.png").exists()
+    assert folder_state(tmp_path) == before  # nothing written anywhere in the folder, not just x.png
 
 
 @pytest.mark.slow
@@ -255,3 +257,28 @@ def test_train_image_bad_inputs(cli, tmp_path):
         cli("train", "image", "--data", "digits", "--model", "gpt", "--out", tmp_path / "r6"),
         "unknown image family 'gpt'",
     )
+
+
+def _draw(cli, path, *args):
+    r = cli("generate", "image", "--n", "2", "--steps", "4", "--seed", "0", "--out", path, *map(str, args))
+    assert r.code == 0, r
+    return np.asarray(Image.open(path)).astype(np.int16)
+
+
+def test_guidance_changes_the_images_at_the_same_seed(cli, tmp_path):
+    """The shipped digits model: --guidance 0 twice gives the same images, --guidance 3 other ones."""
+    plain = _draw(cli, tmp_path / "a.png", "--class", "3", "--guidance", "0")
+    assert np.array_equal(plain, _draw(cli, tmp_path / "b.png", "--class", "3", "--guidance", "0"))
+    guided = _draw(cli, tmp_path / "c.png", "--class", "3", "--guidance", "3")
+    assert np.abs(plain - guided).mean() > 1.0  # grey levels of 255: more than rounding
+
+
+def test_negative_prompt_changes_the_images_at_the_same_seed(cli, tmp_path):
+    """The shipped text-to-image model: a negative prompt steers guidance away from it, so the images change."""
+    prompt = ["--prompt", "a large red circle in the center", "--guidance", "3"]
+    plain = _draw(cli, tmp_path / "a.png", *prompt)
+    assert np.array_equal(plain, _draw(cli, tmp_path / "b.png", *prompt))
+    negative = _draw(cli, tmp_path / "c.png", *prompt, "--negative-prompt", "red")
+    assert np.abs(plain - negative).mean() > 1.0
+    unguided = _draw(cli, tmp_path / "d.png", "--prompt", "a large red circle in the center", "--guidance", "0")
+    assert np.abs(plain - unguided).mean() > 1.0  # and --guidance itself counts for prompts too

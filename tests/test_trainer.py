@@ -17,6 +17,7 @@ from genlab.models.gpt import GPT, GPTConfig
 from genlab.train.trainer import TrainConfig, Trainer, lr_at
 
 from .conftest import CORPUS
+from .fuzz_cli import snapshot as folder_state
 
 
 def test_warmup_then_cosine_to_min_lr():
@@ -104,9 +105,10 @@ def test_time_budget_stops_early(tmp_path):
 def test_non_finite_loss_stops_with_a_clear_error_and_saves_nothing(tmp_path):
     model, cfg, batches = _setup(tmp_path, 50)
     cfg.lr, cfg.warmup, cfg.grad_clip = 1e30, 0, 0.0
+    before = folder_state(tmp_path)
     with pytest.raises(GenlabError, match=r"loss became (nan|inf).*lower learning rate"):
         Trainer(model, cfg, batches=batches, out_dir=tmp_path, quiet=True).fit()
-    assert not (tmp_path / "model.safetensors").exists()
+    assert folder_state(tmp_path) == before  # no checkpoint, no metrics: nothing anywhere in the run folder
 
 
 def test_bad_trainer_config():

@@ -1,6 +1,6 @@
 """The base class every model family subclasses.
 
-A family provides the five parts of a deep generative model (see DESIGN.md): its formulation in
+A family provides the five parts of a deep generative model (see docs/design.md): its formulation in
 the module docstring and config dataclass, its networks built from ``genlab.nn``, the objective
 ``loss(batch)``, and inference through ``sample`` and, where tractable, ``log_prob``. The one
 ``Trainer`` does the optimization for every family.
