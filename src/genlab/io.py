@@ -7,6 +7,7 @@ import ctypes
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -46,6 +47,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf: not JSON) replaced by None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
 
 
 def write_text(path: str | Path, text: str) -> None:

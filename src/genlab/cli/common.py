@@ -15,7 +15,14 @@ INT_LIMIT = 2**63 - 1  # the largest int any option takes (torch's seeds and siz
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples' line breaks and shows each option's default."""
+    """Keeps the examples' line breaks and shows each option's default, where it has one its help does not already
+    state (an option without a default says in its help what leaving it out does)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 class Num:

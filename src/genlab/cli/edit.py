@@ -206,7 +206,11 @@ def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--image", required=True, help="the photo (a file or a bundled photo's name)")
     p.add_argument("--mask", required=True, help="the hole mask (white = fill), same size as the image")
     p.add_argument(
-        "--method", default="patchmatch", choices=["patchmatch", "dip", "diffusion", "telea", "ns", "biharmonic"]
+        "--method",
+        default="patchmatch",
+        choices=["patchmatch", "dip", "diffusion", "telea", "ns", "biharmonic"],
+        help="patchmatch: copy patches from the rest of the image (Wexler/Barnes); dip: Deep Image Prior; diffusion: "
+        "the shipped text-to-image model (RePaint); telea, ns: OpenCV's classic fills; biharmonic: scikit-image's",
     )
     p.add_argument(
         "--iterations",

@@ -21,6 +21,7 @@ import torch
 from genlab.assets import default_model
 from genlab.checkpoint import CONFIG_FILE, clear_folder, load_model, save_model
 from genlab.errors import GenlabError
+from genlab.io import jsonable
 from genlab.memory import check_fits, format_bytes
 from genlab.models import FAMILIES, family_class, get_family
 from genlab.models.base import GenerativeModel, TrainOptions, load_state_strict
@@ -219,7 +220,7 @@ def _summary(
     held_out = model.final_figures(dataset, evals)
     if held_out is not evals and held_out:
         with open(out / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, "held_out": held_out}) + "\n")
+            f.write(json.dumps(jsonable({"step": step, "held_out": held_out}), allow_nan=False) + "\n")
     summary = {"out": str(out), "family": model.family, "stopped": stopped, "step": step}
     if not model.trains_by_counting:
         summary["loss"] = loss

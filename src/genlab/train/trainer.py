@@ -39,7 +39,7 @@ from genlab.checkpoint import (
 )
 from genlab.config import to_dict
 from genlab.errors import GenlabError
-from genlab.io import write_text
+from genlab.io import jsonable, write_text
 from genlab.models.base import GenerativeModel, Optim, load_state_strict
 from genlab.train import distributed
 from genlab.train.config import TrainConfig, lr_at
@@ -133,7 +133,7 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         if self.dist.is_main:
             with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
 
     def _trim_metrics(self, step: int) -> None:
         """On resume, forget records logged after the checkpoint (they will be logged again)."""
@@ -230,6 +230,7 @@ class Trainer:
         window_t, window_items, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
         start = time.perf_counter() - elapsed
         last_saved = step
+        saved_any, log_existed = resume, (self.out / METRICS_FILE).exists()
         try:
             model.train()
             while step < cfg.steps:
@@ -256,6 +257,8 @@ class Trainer:
                         parts = {k: parts.get(k, 0.0) + v.item() / cfg.accumulate for k, v in losses.items()}
                 loss_value = total.item() / cfg.accumulate
                 if not math.isfinite(loss_value):
+                    if self.dist.is_main and not saved_any and not log_existed:  # nothing of this run stays
+                        (self.out / METRICS_FILE).unlink(missing_ok=True)
                     raise GenlabError(
                         f"the loss became {loss_value} at step {step + 1}; stopped without saving it "
                         f"(last checkpoint: step {last_saved}). Try a lower learning rate (--set lr=...)."
@@ -293,7 +296,7 @@ class Trainer:
                 stop = distributed.any_true(self._interrupted or out_of_time, self.dist, device)
                 if stop or step % cfg.ckpt_every == 0 or step == cfg.steps:
                     self._save(step, elapsed, opts, ema)
-                    last_saved = step
+                    last_saved, saved_any = step, True
                 if stop:
                     stopped = "interrupted" if self._interrupted else "time"
                     break
