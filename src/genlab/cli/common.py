@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from genlab import memory
 from genlab.errors import GenlabError
+from genlab.io import jsonable
 
 INT_LIMIT = 2**63 - 1  # the largest int any option takes (torch's seeds and sizes are 64-bit)
 
@@ -131,8 +132,9 @@ def check_fits(nbytes: float, what: str, hint: str) -> None:
 
 
 def json_text(obj: Any) -> str:
-    """``obj`` as JSON; a NaN or infinity anywhere is a bug (JSON has none), never silently written."""
-    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+    """``obj`` as JSON. JSON has no NaN or infinity: a figure that is infinite or undefined (the PSNR of two equal
+    images) is written as null."""
+    return json.dumps(jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def json_out(obj: Any) -> None:

@@ -56,7 +56,7 @@ Masks: white = hole; soft masks are thresholded at 0.5. Guide: docs/edit.md.
 
 def _patch_options(p: argparse.ArgumentParser, patch: int) -> None:
     p.add_argument("--patch", type=POSITIVE, default=patch, help="patch side in pixels")
-    p.add_argument("--iterations", type=NATURAL, default=3, help="PatchMatch iterations per EM step")
+    p.add_argument("--iterations", type=Num(int, 0, 1000), default=3, help="PatchMatch iterations per EM step")
     p.add_argument("--device", help=PATCH_DEVICE_HELP)
 
 
@@ -214,7 +214,7 @@ def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--iterations",
-        type=NATURAL,
+        type=Num(int, 0, 100_000),
         help=f"patchmatch: PatchMatch iterations per EM step (default 3); dip: {DIP_ITERATIONS_HELP}",
     )
     p.add_argument("--device", help=f"patchmatch: {PATCH_DEVICE_HELP}; dip: {DEVICE_HELP}")
@@ -240,6 +240,9 @@ def cmd_retarget(args: argparse.Namespace) -> int:
         raise GenlabError("give --width, --height or both (the new size in pixels)")
     h = h0 if args.height is None else args.height
     w = w0 if args.width is None else args.width
+    for name, new, old in (("width", w, w0), ("height", h, h0)):
+        if new > 4 * old:  # the size changes in small steps: a larger factor takes hours and is rarely what is meant
+            raise GenlabError(f"--{name} {new}: at most 4× the input's {name} ({old}); enlarge in several runs")
     check_output_size(args, h, w)
     cfg = _synthesis_config(args, image.shape)
     start = time.perf_counter()

@@ -27,10 +27,12 @@ DIP_ITERATIONS_HELP = "optimizer steps (default per task: denoise 1000, dejpeg 6
 def add_dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bool = True) -> None:
     g = p.add_argument_group("Deep Image Prior (--method dip)")
     if own_iterations_and_device:
-        g.add_argument("--iterations", type=POSITIVE, help=DIP_ITERATIONS_HELP + "; the paper used 1,800-3,000")
+        g.add_argument(
+            "--iterations", type=Num(int, 1, 100_000), help=DIP_ITERATIONS_HELP + "; the paper used 1,800-3,000"
+        )
         g.add_argument("--device", help=DEVICE_HELP)
     g.add_argument(
-        "--width", type=POSITIVE, default=32, help="channels per level (128 = the paper's 2.2 M-parameter net)"
+        "--width", type=Num(int, 1, 1024), default=32, help="channels per level (128 = the paper's 2.2 M-parameter net)"
     )
     g.add_argument("--lr", type=Num(float, gt=0, hi=10), default=0.01, help="Adam learning rate")
     g.add_argument(

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from genlab.cli.common import NATURAL, POSITIVE, Formatter
+from genlab.cli.common import POSITIVE, Formatter, Num
 from genlab.cli.edit_common import PATCH_DEVICE_HELP, add_common_options, finish, patchmatch_fn, progress, read_input
 from genlab.errors import GenlabError
 
@@ -84,7 +84,7 @@ def add_nnf(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--a", required=True, help="image A (whose patches are matched)")
     p.add_argument("--b", required=True, help="image B (where matches are searched)")
     p.add_argument("--patch", type=POSITIVE, default=7, help="patch side in pixels")
-    p.add_argument("--iterations", type=NATURAL, default=5, help="PatchMatch iterations")
+    p.add_argument("--iterations", type=Num(int, 0, 1000), default=5, help="PatchMatch iterations")
     p.add_argument("--reconstruction", help="where to write A rebuilt from B (default: OUT-reconstruction.png)")
     p.add_argument("--exact", action="store_true", help="also compute the exact field by brute force (small images)")
     p.add_argument("--device", help=PATCH_DEVICE_HELP)

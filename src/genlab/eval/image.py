@@ -81,7 +81,13 @@ def reference_images(model: Any, src: str, split: str = "val", val_fraction: flo
     if val_fraction is None:  # 0 is a value: everything is training data
         val_fraction = (model.run or {}).get("val_fraction", 0.2)
     train, val = split_images(data, val_fraction)
-    return val if split == "val" else train
+    chosen = val if split == "val" else train
+    if not len(chosen):
+        raise GenlabError(
+            f"--split {split} with --val-fraction {val_fraction:g} leaves no images of {src} to compare with; "
+            "use --split all, or a --val-fraction that holds some back"
+        )
+    return chosen
 
 
 def evaluate_image_model(
