@@ -15,8 +15,8 @@ The checker's rules, for every run (:func:`check`):
 1. the exit code is 0 or 2 (an exception escaping ``genlab.cli.main`` is exit 1 with a traceback);
 2. no ``Traceback`` on stderr;
 3. exit 2 is one error line: exactly one stderr line contains ``: error:``, it is the last non-empty line and it
-   matches ``genlab: error: ...`` or argparse's ``genlab VERB [TASK]: error: ...`` (argparse's ``usage:`` lines
-   before it, progress bars and ``genlab: warning:`` lines are allowed);
+   matches ``genlab: error: ...`` (usage errors too: no ``usage:`` lines; progress bars and ``genlab: warning:``
+   lines before it are allowed);
 4. no file or folder of the sandbox is created, removed or rewritten (size, hash or mtime) except the named
    output (``--out``, and what lies under it when it is a folder; ``nnf``'s reconstruction; ``samples.png`` for
    ``generate image`` without ``--out``), and no input file of the command changes, even when it is also the
@@ -554,7 +554,7 @@ def run_cli(argv: list[str], cwd: Path, timeout: float) -> tuple[int | str, str,
     return code, out.getvalue(), err.getvalue()
 
 
-_ERROR_LINE = re.compile(r"^genlab(?: [\w-]+){0,2}: error: \S")
+_ERROR_LINE = re.compile(r"^genlab: error: \S")
 
 
 def _reject_constant(name: str) -> None:
@@ -573,7 +573,8 @@ def check(cmd: Command, code: int | str, out: str, err: str, changed: list[str],
     if code == 2:
         lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip()]
         errors = [ln for ln in lines if ": error:" in ln]
-        if len(errors) != 1 or not lines or lines[-1] != errors[0] or not _ERROR_LINE.match(errors[0]):
+        usage = any(ln.startswith("usage:") for ln in lines)
+        if usage or len(errors) != 1 or lines[-1] != errors[0] or not _ERROR_LINE.match(errors[0]):
             problems.append("error not one line")
     if changed:
         problems.append("changed outside the output: " + ", ".join(changed[:5]))

@@ -178,7 +178,7 @@ def test_every_option_has_a_description_and_no_empty_default(name, parser):
             assert option in text, (name, option)
 
 
-ERROR_LINE = re.compile(r"^genlab(?: [\w-]+){0,2}: error: ")
+ERROR_LINE = re.compile(r"^genlab: error: ")
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_a_bad_option_value_is_exit_2_with_one_line_naming_the_option(cli, tmp_p
     assert r.code == 2 and "Traceback" not in r.err, r
     lines = [ln for ln in r.err.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ": error:" in ln]
-    assert len(errors) == 1 and errors[0] == lines[-1] and ERROR_LINE.match(errors[0]), r
+    assert len(lines) == 1 and len(errors) == 1 and ERROR_LINE.match(errors[0]), r  # no usage lines either
     assert option in errors[0], (option, errors[0])
     assert folder_state(tmp_path) == before  # a refused command writes nothing
 
