@@ -294,3 +294,45 @@ def test_an_internal_error_shows_its_traceback_and_asks_for_a_report(cli, monkey
 def test_json_output_never_holds_nan():
     text = common.json_text({"psnr": float("inf"), "x": [float("nan"), 1.5], "ok": 2.0})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {"psnr": None, "x": [None, 1.5], "ok": 2.0}
+
+
+# --- run folders ------------------------------------------------------------------------------------------------
+def test_train_into_a_folder_of_your_own_files_is_refused_and_leaves_them(cli, tmp_path, corpus_file):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "tokenizer.json").write_text("my notes")
+    (mine / "metrics.jsonl").write_text("my log\n")
+    before = snapshot(mine)
+    one_line_error(cli("train", "text", "--data", corpus_file, "--model", "ngram", "--out", mine), "--out")
+    assert snapshot(mine) == before
+
+
+def test_resume_trims_the_metrics_log_atomically(tmp_path, monkeypatch):
+    """The trimmed log is a new file renamed in: a crash while trimming keeps the old log whole."""
+    import genlab.io as gio
+    from genlab.train.trainer import METRICS_FILE, Trainer
+
+    log = tmp_path / METRICS_FILE
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in (10, 20, 30)))
+    trainer = Trainer.__new__(Trainer)
+    trainer.out, trainer.dist = tmp_path, type("D", (), {"is_main": True})()
+
+    def crash(src, dst):
+        raise OSError("killed")
+
+    monkeypatch.setattr(gio.os, "replace", crash)
+    with pytest.raises(OSError):
+        trainer._trim_metrics(20)
+    assert [json.loads(ln)["step"] for ln in log.read_text().splitlines()] == [10, 20, 30]
+    assert [p.name for p in tmp_path.iterdir()] == [METRICS_FILE]  # no temporary file left
+    monkeypatch.undo()
+    trainer._trim_metrics(20)
+    assert [json.loads(ln)["step"] for ln in log.read_text().splitlines()] == [10, 20]
+
+
+def test_interpolation_ends_enter_under_the_pixel_limit(cli, tmp_path):
+    bomb = png_header(tmp_path / "bomb.png", 20000, 20000)
+    before = snapshot(tmp_path)
+    r = cli("generate", "image", "--interpolate", f"{bomb},{bomb}", "--frames", "2", "--out", tmp_path / "m.png")
+    one_line_error(r, "bomb.png", "--max-pixels")
+    assert snapshot(tmp_path) == before

@@ -19,6 +19,10 @@ from typing import Any
 
 from genlab.errors import GenlabError
 
+#: the most pixels an image may have wherever images enter genlab (files, folders, interpolation ends) unless a
+#: command's --max-pixels says otherwise; Pillow's decompression-bomb limit follows it (genlab.data.images)
+MAX_PIXELS = 50_000_000
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -8,6 +8,7 @@ from typing import Any
 from genlab.cli.common import HELD_OUT, POSITIVE, SEED, Formatter, Names, Num, NumList, json_out
 from genlab.cli.generate import add_sampler_args, sampler_controls
 from genlab.errors import GenlabError
+from genlab.io import MAX_PIXELS
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -44,7 +45,8 @@ def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
 
     device = best_device(args.device)
     model = load_model(args.model_dir, task="image", device=device)
-    reference = reference_images(model, args.data, "val" if args.split is None else args.split, args.val_fraction)
+    split = "val" if args.split is None else args.split
+    reference = reference_images(model, args.data, split, args.val_fraction, max_pixels=args.max_pixels)
     features = args.features if args.features is not None else {"classifier", "inception"}
     classifier = None
     if args.fid and "classifier" in features and (args.classifier is not None or args.data == "digits"):
@@ -113,7 +115,8 @@ def _eval_ae(args: argparse.Namespace) -> dict[str, Any]:
     from genlab.runtime import best_device
 
     ae = load_model(args.model_dir, task="autoencoder", device=best_device(args.device))
-    reference = reference_images(ae, args.data, "val" if args.split is None else args.split, args.val_fraction)
+    split = "val" if args.split is None else args.split
+    reference = reference_images(ae, args.data, split, args.val_fraction, max_pixels=args.max_pixels)
     reference = reference.subset(torch.arange(min(len(reference), args.samples)))
     judge = _judge(args, ae.device) if reference.attributes is not None else None  # shapes: the judge's reading
     if judge is not None and judge.config.image_size != ae.config.image_size:
@@ -147,6 +150,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--split", choices=["all", "train", "val"], help="part of --data (text: all; images: val)")
     p.add_argument("--val-fraction", type=HELD_OUT, dest="val_fraction", help="held-out part for --split")
+    p.add_argument(
+        "--max-pixels",
+        type=POSITIVE,
+        default=MAX_PIXELS,
+        dest="max_pixels",
+        help="image: refuse a larger image in a --data folder",
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     i = p.add_argument_group("image")

@@ -8,6 +8,7 @@ from typing import Any
 
 from genlab.cli.common import FRACTION, NATURAL, POSITIVE, SEED, Formatter, Num, check_fits, json_out
 from genlab.errors import GenlabError
+from genlab.io import MAX_PIXELS
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -167,7 +168,7 @@ def _from_class(model: Any, args: argparse.Namespace, g: Any, device: Any) -> tu
         through = args.through
         if through is None:
             through = "noise" if all(e.lstrip("-").isdigit() for e in ends) else "diffused"
-        images, classes = interpolation_inputs(model, ends, through)
+        images, classes = interpolation_inputs(model, ends, through, max_pixels=args.max_pixels)
         for key in ("classifier", "classifier_scale", "progress"):  # interpolation: classifier-free guidance only
             controls.pop(key, None)
         frames = model.interpolate(
@@ -308,6 +309,13 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
         "--scale", type=POSITIVE, default=None, help="enlarge written images K× (nearest; default: to ≥48 px)"
     )
     i.add_argument("--interpolate", metavar="A,B", help="morph between two image files or two classes")
+    i.add_argument(
+        "--max-pixels",
+        type=POSITIVE,
+        default=MAX_PIXELS,
+        dest="max_pixels",
+        help="--interpolate: refuse larger image files",
+    )
     i.add_argument("--frames", type=Num(int, 2), default=8, help="interpolation frames")
     i.add_argument("--through", choices=["diffused", "noise"], help="interpolate diffused images or slerped noise")
     i.add_argument("--strength", type=FRACTION, default=0.5, help="diffused interpolation: noise level t/T")

@@ -9,6 +9,7 @@ from typing import Any
 
 from genlab.cli.common import HELD_OUT, POSITIVE, SEED, Formatter, GenlabParser, Num, json_out
 from genlab.errors import GenlabError
+from genlab.io import MAX_PIXELS
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -27,6 +28,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         size=args.size,
         strict=args.strict,
+        max_pixels=args.max_pixels,
         val_fraction=args.val_fraction,
         tokenizer=args.tokenizer,
         vocab_size=args.vocab_size,
@@ -215,6 +217,13 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--size", type=POSITIVE, help="image: training size in pixels (default: the preset's)")
     p.add_argument("--strict", action="store_true", help="image: an unreadable file is an error, not skipped")
+    p.add_argument(
+        "--max-pixels",
+        type=POSITIVE,
+        default=MAX_PIXELS,
+        dest="max_pixels",
+        help="image, segment: a larger image in a training folder is refused (or skipped without --strict)",
+    )
     p.add_argument(
         "--val-fraction",
         type=HELD_OUT,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genlab.data.images import IMAGE_SUFFIXES, read_image
+from genlab.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from genlab.errors import GenlabError, GenlabWarning
 
 BUNDLED_IMAGES = ("digits", "shapes")
@@ -108,7 +108,7 @@ def _captions_for(root: Path, files: list[Path]) -> list[str] | None:
     return caps if any(c is not None for c in caps) else None
 
 
-def load_folder(root: str | Path, size: int, *, strict: bool = False) -> ImageSet:
+def load_folder(root: str | Path, size: int, *, strict: bool = False, max_pixels: int = MAX_PIXELS) -> ImageSet:
     root = Path(root).expanduser()
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -116,7 +116,7 @@ def load_folder(root: str | Path, size: int, *, strict: bool = False) -> ImageSe
     arrays, kept, bad = [], [], []
     for f in files:
         try:
-            arrays.append(resize_crop(read_image(f), size))
+            arrays.append(resize_crop(read_image(f, max_pixels=max_pixels), size))
             kept.append(f)
         except GenlabError as e:
             if strict:
@@ -135,8 +135,8 @@ def load_folder(root: str | Path, size: int, *, strict: bool = False) -> ImageSe
     return ImageSet(images, labels, names, _captions_for(root, kept), str(root))
 
 
-def load_image_set(src: str, size: int, *, strict: bool = False) -> ImageSet:
-    """``digits``, ``shapes``, or a folder of images, at ``size``×``size``."""
+def load_image_set(src: str, size: int, *, strict: bool = False, max_pixels: int = MAX_PIXELS) -> ImageSet:
+    """``digits``, ``shapes``, or a folder of images (none over ``max_pixels``), at ``size``×``size``."""
     if src in BUNDLED_IMAGES and not Path(src).exists():
         return load_digits(size) if src == "digits" else load_shapes(size)
     path = Path(src).expanduser()
@@ -144,7 +144,7 @@ def load_image_set(src: str, size: int, *, strict: bool = False) -> ImageSet:
         raise GenlabError(f"--data {src}: no such folder (bundled image sets: {', '.join(BUNDLED_IMAGES)})")
     if not path.is_dir():
         raise GenlabError(f"--data {src}: expected a folder of images or one of {', '.join(BUNDLED_IMAGES)}")
-    return load_folder(path, size, strict=strict)
+    return load_folder(path, size, strict=strict, max_pixels=max_pixels)
 
 
 def split_images(data: ImageSet, val_fraction: float = 0.2, seed: int = 0) -> tuple[ImageSet, ImageSet]:

@@ -16,11 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from genlab.errors import GenlabError, GenlabWarning
-from genlab.io import atomic_path
-
-#: the most pixels an image may have wherever images enter genlab (files, folders, bundled photos) unless a
-#: command's --max-pixels says otherwise; Pillow's decompression-bomb limit follows it
-MAX_PIXELS = 50_000_000
+from genlab.io import MAX_PIXELS, atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 

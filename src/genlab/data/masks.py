@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from genlab.data.image_data import resize_crop
-from genlab.data.images import IMAGE_SUFFIXES, read_image
+from genlab.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from genlab.errors import GenlabError, GenlabWarning
 
 GENERATED = ("shapes", "blobs")
@@ -158,13 +158,13 @@ def blobs_sample(seed: int, index: int, *, size: int, max_objects: int = 4, part
 # --- user folders ----------------------------------------------------------------------------------------------
 
 
-def _read_masks(path: Path, size: int) -> list[np.ndarray]:
+def _read_masks(path: Path, size: int, max_pixels: int = MAX_PIXELS) -> list[np.ndarray]:
     """A folder of instance PNGs or a label map → instance masks, resized and cropped like the image."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        planes = [read_image(f).max(axis=2) > 0.5 for f in files]
+        planes = [read_image(f, max_pixels=max_pixels).max(axis=2) > 0.5 for f in files]
     else:
-        labels = read_image(path)
+        labels = read_image(path, max_pixels=max_pixels)
         flat = labels.reshape(-1, 3)
         values = [v for v in np.unique(flat, axis=0) if v.any()]
         planes = [np.all(labels == v, axis=2) for v in values]
@@ -172,7 +172,9 @@ def _read_masks(path: Path, size: int) -> list[np.ndarray]:
     return [m for m in out if m.sum() >= 4]
 
 
-def load_mask_folder(root: str | Path, size: int, *, strict: bool = False) -> list[MaskSample]:
+def load_mask_folder(
+    root: str | Path, size: int, *, strict: bool = False, max_pixels: int = MAX_PIXELS
+) -> list[MaskSample]:
     """Every image of ``root/images`` with its masks from ``root/masks`` (see the module docstring)."""
     root = Path(root).expanduser()
     images_dir, masks_dir = root / "images", root / "masks"
@@ -188,8 +190,8 @@ def load_mask_folder(root: str | Path, size: int, *, strict: bool = False) -> li
         try:
             if found is None:
                 raise GenlabError(f"{f.name}: no masks/{f.stem}/ folder or masks/{f.stem}.png label map")
-            image = resize_crop(read_image(f), size)
-            masks = _read_masks(found, size)
+            image = resize_crop(read_image(f, max_pixels=max_pixels), size)
+            masks = _read_masks(found, size, max_pixels)
             if not masks:
                 raise GenlabError(f"{found}: no instance covers 4 pixels or more at {size}×{size}")
         except GenlabError as e:
@@ -234,7 +236,15 @@ class MaskSource:
 
 
 def mask_sources(
-    data: str, *, size: int, val_count: int, val_fraction: float, seed: int = 0, strict: bool = False, **options: float
+    data: str,
+    *,
+    size: int,
+    val_count: int,
+    val_fraction: float,
+    seed: int = 0,
+    strict: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    **options: float,
 ) -> tuple[MaskSource, MaskSource]:
     """(train, held out). Generated data: two disjoint streams (seed and seed + 1), ``val_count`` held out.
     A folder: a seeded random ``val_fraction`` of its images is held out."""
@@ -246,7 +256,7 @@ def mask_sources(
     path = Path(data).expanduser()
     if not path.is_dir():
         raise GenlabError(f"--data {data}: no such folder (generated mask sets: {', '.join(GENERATED)})")
-    samples = load_mask_folder(path, size, strict=strict)
+    samples = load_mask_folder(path, size, strict=strict, max_pixels=max_pixels)
     order = np.random.default_rng(seed).permutation(len(samples))
     n_val = min(int(round(len(samples) * val_fraction)), len(samples) - 1)
     held = [samples[i] for i in order[:n_val]]

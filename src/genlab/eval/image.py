@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from genlab.errors import GenlabError
 from genlab.eval.fid import InceptionFeatures, fid, kid
+from genlab.io import MAX_PIXELS
 
 
 def generate_for_eval(
@@ -68,12 +69,14 @@ def image_metrics(
     return out
 
 
-def reference_images(model: Any, src: str, split: str = "val", val_fraction: float | None = None) -> Any:
+def reference_images(
+    model: Any, src: str, split: str = "val", val_fraction: float | None = None, *, max_pixels: int = MAX_PIXELS
+) -> Any:
     """The real images to compare with: ``split`` of ``src`` at the model's size (``val``: the held-out part of
     the same seeded split training used)."""
     from genlab.data.image_data import load_image_set, split_images
 
-    data = load_image_set(src, model.config.image_size)
+    data = load_image_set(src, model.config.image_size, max_pixels=max_pixels)
     if data.images.shape[1] != model.config.channels:
         raise GenlabError(f"--data has {data.images.shape[1]} channels but the model makes {model.config.channels}")
     if split == "all":

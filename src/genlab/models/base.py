@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from genlab.data.images import MAX_PIXELS
 from genlab.errors import GenlabError
 
 
@@ -36,6 +37,7 @@ class TrainOptions:
 
     size: int | None = None  # --size: the training resolution, for families that draw images
     strict: bool = False  # an unreadable file is an error, not skipped
+    max_pixels: int = MAX_PIXELS  # --max-pixels: the largest image a training folder may hold
     val_fraction: float | None = None  # held-out share (None: the family's ``val_fraction``)
     tokenizer: str = "char"  # text: char | bpe
     vocab_size: int = 1024  # text: BPE vocabulary

@@ -56,7 +56,7 @@ class ImageModel(GenerativeModel):
         size = cls.training_size(config, parts)
         if options.size is not None and options.size != size:
             raise GenlabError(f"--size {options.size}: this model works at {size} pixels")
-        data = load_image_set(source, size, strict=options.strict)
+        data = load_image_set(source, size, strict=options.strict, max_pixels=options.max_pixels)
         has = {"labels": data.labels, "captions": data.captions, "attributes": data.attributes}
         if cls.needs and has[cls.needs] is None:
             raise GenlabError(f"--data {source}: a {cls.family} model needs {WHAT_DATA_HAS[cls.needs]}")

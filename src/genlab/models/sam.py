@@ -406,6 +406,7 @@ class SamModel(GenerativeModel):
             val_fraction=cls.val_fraction if options.val_fraction is None else options.val_fraction,
             seed=options.seed,
             strict=options.strict,
+            max_pixels=options.max_pixels,
             max_objects=config.max_objects,
             part_prob=config.part_prob,
         )

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from genlab.data.image_data import load_image_set, resize_crop, split_images
-from genlab.data.images import image_grid, read_image, write_image
+from genlab.data.images import MAX_PIXELS, image_grid, read_image, write_image
 from genlab.errors import GenlabError
 
 
@@ -29,7 +29,9 @@ def is_class(model: Any, value: str) -> bool:
     return value.lstrip("-").isdigit() or value in ((model.run or {}).get("class_names") or [])
 
 
-def interpolation_inputs(model: Any, ends: list[str], through: str) -> tuple[torch.Tensor | None, tuple | None]:
+def interpolation_inputs(
+    model: Any, ends: list[str], through: str, *, max_pixels: int = MAX_PIXELS
+) -> tuple[torch.Tensor | None, tuple | None]:
     """For ``--interpolate A,B``: two images (``2×C×H×W`` in [0, 1]; files, or the first held-out example of each
     class) and/or the two classes."""
     if len(ends) != 2:
@@ -50,7 +52,7 @@ def interpolation_inputs(model: Any, ends: list[str], through: str) -> tuple[tor
             picks.append(held_out.images[int(found[0])])
         return (torch.stack(picks) + 1) / 2, classes
     grey = model.config.channels == 1
-    arrays = [read_image(e, grey=grey) for e in ends]
+    arrays = [read_image(e, grey=grey, max_pixels=max_pixels) for e in ends]
     arrays = [resize_crop(a[..., None] if grey else a, model.config.image_size) for a in arrays]
     return torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays]).float(), None
 
