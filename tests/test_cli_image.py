@@ -184,8 +184,8 @@ def test_generate_bad_requests(cli, image_runs, tmp_path):
     before = folder_state(tmp_path)
     one_line_error(cli(*model, "--class", "10"), "--class", "0 … 9")
     one_line_error(cli(*model, "--class", "seven"), "--class", "not a class")
-    one_line_error(cli(*model, "--steps", "0"), "--steps 0")
-    one_line_error(cli(*model, "--n", "0"), "--n 0")
+    one_line_error(cli(*model, "--steps", "0"), "argument --steps: 0 is out of range")
+    one_line_error(cli(*model, "--n", "0"), "argument --n: 0 is out of range")
     one_line_error(cli("generate", "image", "--model", image_runs["clf"]), "classifier", "needs a image model")
     assert folder_state(tmp_path) == before  # nothing written anywhere in the folder, not just x.png
 

@@ -227,14 +227,6 @@ def test_cli_prompt_negative_prompt_and_interpolation(cli, t2i_runs, tmp_path):
     )
     assert r.code == 0, r
     assert json.loads(r.out)["images"] == 3
-    prompt = "a large blue triangle at the bottom right"
-    same_seed = ["generate", "image", "--model", t2i_runs["t2i"], "--prompt", prompt, "--guidance", "5", "--n", "3",
-                 "--steps", "3", "--seed", "0"]  # fmt: skip
-    with_negative = cli(*same_seed, "--negative-prompt", "red", "--out", tmp_path / "neg.png")
-    without = cli(*same_seed, "--out", tmp_path / "plain.png")
-    assert with_negative.code == 0 and without.code == 0, (with_negative, without)
-    neg, plain = (np.asarray(Image.open(tmp_path / f), np.int16) for f in ("neg.png", "plain.png"))
-    assert np.abs(neg - plain).mean() > 0.5  # the negative prompt changed what guidance steered to
     r = cli(
         "generate",
         "image",
@@ -293,7 +285,7 @@ def test_cli_edit_img2img_and_inpaint(cli, t2i_runs, tmp_path):
             tmp_path / "x.png",
             *base,
         ),
-        "--strength 2",
+        "argument --strength: 2 is out of range",
     )
     r = cli(
         "edit",

@@ -38,8 +38,11 @@ def checkpoint_copy(src: Path, dst: Path) -> Path:
 def corrupt(directory: Path, name: str, mutate: Callable[[str], str]) -> None:
     """Rewrite ``directory/name`` as ``mutate(its text)`` (the single place a test damages a checkpoint, so that
     integrity records such as a manifest can be brought along here)."""
+    from genlab.checkpoint import write_manifest
+
     path = directory / name
     path.write_text(mutate(path.read_text(encoding="utf-8")), encoding="utf-8")
+    write_manifest(directory)  # vouch for the damaged files: the check under test is the one after the manifest's
 
 
 def set_json(directory: Path, name: str, change: Callable[[typing.Any], typing.Any]) -> None:
