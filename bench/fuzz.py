@@ -64,7 +64,12 @@ def main() -> None:
         "runs": len(outcomes),
         "seed": args.seed,
         "read_only_folder_tested": read_only,
-        "inputs_per_verb": dict(collections.Counter(o.command.verb for o in outcomes)),
+        "commands_per_verb": dict(collections.Counter(o.command.verb for o in outcomes)),
+        "distinct_commands": len({str(o.command) for o in outcomes}),
+        "hostile_values_given": sum(len(o.command.hostile) for o in outcomes),
+        "distinct_hostile_inputs": len(
+            {(o.command.verb, k, v) for o in outcomes for k, v in o.command.hostile.items()}
+        ),
         "tracebacks": sum("traceback" in o.problems for o in outcomes),
         "timeouts": sum(o.code == "timeout" for o in outcomes),
         "files_changed_outside_output": sum(bool(o.changed) for o in outcomes),
