@@ -336,3 +336,9 @@ def test_interpolation_ends_enter_under_the_pixel_limit(cli, tmp_path):
     r = cli("generate", "image", "--interpolate", f"{bomb},{bomb}", "--frames", "2", "--out", tmp_path / "m.png")
     one_line_error(r, "bomb.png", "--max-pixels")
     assert snapshot(tmp_path) == before
+
+
+def test_a_training_set_that_cannot_fit_is_refused_before_loading(cli, small_machine, tmp_path):
+    r = cli("train", "image", "--data", "digits", "--size", "4096", "--steps", "1", "--out", tmp_path / "run")
+    one_line_error(r, "1,797 images of 4096×4096", "8.0 GiB available")
+    assert not (tmp_path / "run").exists()

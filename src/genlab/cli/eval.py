@@ -162,7 +162,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     i = p.add_argument_group("image")
     i.add_argument("--fid", action="store_true", help="sample and compute FID, KID and class accuracy")
     i.add_argument(
-        "--samples", type=POSITIVE, default=500, help="images to generate (--fid, text2image) or reconstruct"
+        "--samples",
+        type=Num(int, 1, 100_000),
+        default=500,
+        help="images to generate (--fid, text2image) or reconstruct",
     )
     i.add_argument(
         "--features",

@@ -24,6 +24,7 @@ from PIL import Image
 
 from genlab.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from genlab.errors import GenlabError, GenlabWarning
+from genlab.memory import check_fits
 
 BUNDLED_IMAGES = ("digits", "shapes")
 SHAPES_COUNT = 20_000  # images in the bundled shapes set (drawn on demand, deterministic)
@@ -113,6 +114,7 @@ def load_folder(root: str | Path, size: int, *, strict: bool = False, max_pixels
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise GenlabError(f"--data {root}: the folder has no images (png, jpg, webp, ...)")
+    check_set_fits(len(files), size, 3, str(root))
     arrays, kept, bad = [], [], []
     for f in files:
         try:
@@ -135,10 +137,20 @@ def load_folder(root: str | Path, size: int, *, strict: bool = False, max_pixels
     return ImageSet(images, labels, names, _captions_for(root, kept), str(root))
 
 
+def check_set_fits(count: int, size: int, channels: int, src: str) -> None:
+    """Refuse, before loading, a set that would not fit in memory at ``size`` (float32 pixels, and about as much
+    again while resizing)."""
+    check_fits(2 * count * size * size * channels * 4, f"{count:,} images of {size}×{size} from {src}")
+
+
 def load_image_set(src: str, size: int, *, strict: bool = False, max_pixels: int = MAX_PIXELS) -> ImageSet:
     """``digits``, ``shapes``, or a folder of images (none over ``max_pixels``), at ``size``×``size``."""
     if src in BUNDLED_IMAGES and not Path(src).exists():
-        return load_digits(size) if src == "digits" else load_shapes(size)
+        if src == "digits":
+            check_set_fits(1797, size, 1, src)
+            return load_digits(size)
+        check_set_fits(SHAPES_COUNT, size, 3, src)
+        return load_shapes(size)
     path = Path(src).expanduser()
     if not path.exists():
         raise GenlabError(f"--data {src}: no such folder (bundled image sets: {', '.join(BUNDLED_IMAGES)})")

@@ -31,6 +31,7 @@ from scipy import ndimage
 from genlab.data.image_data import resize_crop
 from genlab.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from genlab.errors import GenlabError, GenlabWarning
+from genlab.memory import check_fits
 
 GENERATED = ("shapes", "blobs")
 _SUPERSAMPLE = 4
@@ -183,6 +184,7 @@ def load_mask_folder(
     files = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise GenlabError(f"--data {root}: images/ holds no images (png, jpg, webp, ...)")
+    check_fits(8 * len(files) * size * size * 4, f"{len(files):,} images and their masks at {size}×{size}")
     samples, problems = [], []
     for f in files:
         candidates = [masks_dir / f.stem] + [masks_dir / (f.stem + s) for s in (".png", ".PNG", ".tif", ".bmp")]
