@@ -127,7 +127,7 @@ def test_export_refuses_what_it_did_not_write(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(GenlabError, match="--out .*file: is a file"):
         export_checkpoint(src, tmp_path / "file", force=True)
-    with pytest.raises(GenlabError, match="cannot write there"):
+    with pytest.raises(GenlabError, match="is a file, not a folder"):
         export_checkpoint(src, tmp_path / "file" / "sub")
     lstm = tmp_path / "lstm"
     lstm.mkdir()

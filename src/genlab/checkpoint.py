@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,12 @@ from genlab.io import (
     SAVING,
     atomic_path,
     carry_over,
+    check_writable,
+    exchange,
+    fsync_path,
     fsync_tree,
     read_json,
+    read_manifest,
     recover_folder,
     sibling,
     swap_in,
@@ -147,13 +151,45 @@ def recover(directory: str | Path, *, writer: bool) -> None:
         raise GenlabError(f"{d}: cannot finish an interrupted save there ({e.strerror})") from None
 
 
-def clear_folder(directory: str | Path) -> None:
-    """Replace a folder by an empty one in one swap (``--force``: a new run where an old one was)."""
+REPLACED = ".replaced"  # ``.NAME.replaced``: the run that --force replaces, until the new one has a checkpoint
+
+
+@contextlib.contextmanager
+def replacing(directory: str | Path, active: bool) -> Iterator[None]:
+    """``--force``: the body runs in an empty ``directory`` while what it held waits as ``.NAME.replaced``; if the
+    body fails before a checkpoint is saved there, the old content is put back, else it goes."""
+    if not active:
+        yield
+        return
     d = Path(directory)
+    aside = _set_aside(d)
+    try:
+        yield
+    except BaseException:
+        if aside.is_dir() and not (d / MANIFEST_FILE).is_file():
+            swap_in(aside, d)
+        raise
+    if aside.is_dir():
+        shutil.rmtree(aside)
+
+
+def _set_aside(d: Path) -> Path:
     recover(d, writer=True)
+    aside = sibling(d, REPLACED)
+    if aside.exists() and (d / MANIFEST_FILE).is_file():
+        shutil.rmtree(aside)  # a --force run that was stopped after its first checkpoint: that one is current now
     tmp = sibling(d, SAVING)
     tmp.mkdir()
-    swap_in(tmp, d)
+    if aside.exists():  # an earlier --force run stopped before its first checkpoint: the older run stays aside
+        swap_in(tmp, d)
+        return aside
+    if exchange(tmp, d):
+        os.rename(tmp, aside)  # after the exchange it holds the replaced run
+    else:
+        os.rename(d, aside)
+        os.rename(tmp, d)
+    fsync_path(d.parent)
+    return aside
 
 
 def save_model(
@@ -281,7 +317,8 @@ def _load(d: Path, task: str | None, ema: bool) -> GenerativeModel:
     if task is not None and cls.modality != task:
         raise GenlabError(f"{d} holds a {cfg['family']} model ({cls.modality}); this needs a {task} model")
     model = build_model(cfg, source=d / CONFIG_FILE)
-    weights = d / EMA_FILE if ema and (d / EMA_FILE).is_file() else d / WEIGHTS_FILE
+    listed = {f["name"] for f in read_manifest(d)["files"]}  # a stray file the manifest does not vouch for is ignored
+    weights = d / EMA_FILE if ema and EMA_FILE in listed else d / WEIGHTS_FILE
     model.load_weights(read_weights(weights))
     model.load_extras(d)
     model.run = cfg.get("run", {})  # how it was trained: data source, class names, trainer config
@@ -359,7 +396,7 @@ def check_out(path: str | Path, family: str, *, replace: bool, how: str, option:
     if found is not None and not replace:
         what = f"a {family} checkpoint" if found else "a run that saved no checkpoint"
         raise GenlabError(f"{path} already holds {what}; {how}, or choose another {option}")
-    probe_writable(p, option)
+    check_writable(p, option)
     return found is not None
 
 
@@ -374,13 +411,3 @@ def folder_family(d: Path) -> str | None:
         return family if isinstance(family, str) else None
     names = {e.name for e in d.iterdir()}
     return "" if names and names <= RUN_FILES else None
-
-
-def probe_writable(path: Path, option: str = "--out") -> None:
-    """GenlabError unless a folder can be made beside ``path`` (where a save writes before it swaps)."""
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=".genlab-probe-", dir=parent))
-    except OSError as e:
-        raise GenlabError(f"{option} {path}: cannot write there ({e.strerror or e}); choose a writable place") from None

@@ -53,6 +53,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def check_writable(path: str | Path, option: str = "--out") -> None:
+    """GenlabError, before any work, unless ``path`` can be created: its nearest existing folder must be a folder
+    in which a new entry can be made (probed by making and removing one, so root and read-only filesystems are
+    judged right). Nothing is left behind: folders that do not exist yet are not created."""
+    path = Path(path)
+    parent = path if path.is_dir() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GenlabError(f"{option} {path}: {parent} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".genlab-probe-", dir=parent))
+    except OSError as e:
+        raise GenlabError(f"{option} {path}: cannot write there ({e.strerror or e}); choose a writable place") from None
+
+
 def jsonable(obj: Any) -> Any:
     """``obj`` with every non-finite float (NaN, ±inf: not JSON) replaced by None, recursively."""
     if isinstance(obj, float):

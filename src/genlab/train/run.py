@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from genlab.assets import default_model
-from genlab.checkpoint import CONFIG_FILE, clear_folder, load_model, save_model
+from genlab.checkpoint import CONFIG_FILE, load_model, replacing, save_model
 from genlab.errors import GenlabError
 from genlab.io import jsonable
 from genlab.memory import check_fits, format_bytes
@@ -139,34 +139,33 @@ def _train(
     info, dev = distributed.setup(best_device(device))
     seed_everything(tcfg.seed + info.rank)
     _check_memory(cls, mcfg, tcfg, dev)
-    if plan.replace and info.is_main:  # --force: the new run starts in an empty folder (its log, its samples)
-        clear_folder(out)
-    model = cls.rebuild(mcfg, out, loaded) if resume else cls.build(mcfg, dataset, loaded)
-    model.attach_parts(loaded)
-    if init is not None:
-        _load_init(model, init)
-        run_info["init"] = str(init)
-    say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
-    held_out = len(dataset.val) > 0
-    trainer = Trainer(
-        model,
-        tcfg,
-        batches=model.batches(dataset, batch_size=tcfg.batch_size, seed=tcfg.seed, rank=info.rank),
-        out_dir=out,
-        evaluate=(lambda m: m.evaluate(dataset.val, batches=tcfg.eval_batches, batch_size=tcfg.batch_size))
-        if held_out
-        else None,
-        on_sample=(lambda m, step: m.preview(out / "samples" / f"step_{step:06d}.png", dataset.val, tcfg.seed))
-        if held_out and type(model).preview is not GenerativeModel.preview
-        else None,
-        items_per_batch=model.items_per_batch(tcfg.batch_size),
-        unit=cls.unit,
-        run=run_info,
-        device=dev,
-        dist=info,
-        quiet=quiet,
-    )
-    result = trainer.fit(resume=resume)
+    with replacing(out, plan.replace and info.is_main):  # --force: the old run stays aside until the new one saves
+        model = cls.rebuild(mcfg, out, loaded) if resume else cls.build(mcfg, dataset, loaded)
+        model.attach_parts(loaded)
+        if init is not None:
+            _load_init(model, init)
+            run_info["init"] = str(init)
+        say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
+        held_out = len(dataset.val) > 0
+        trainer = Trainer(
+            model,
+            tcfg,
+            batches=model.batches(dataset, batch_size=tcfg.batch_size, seed=tcfg.seed, rank=info.rank),
+            out_dir=out,
+            evaluate=(lambda m: m.evaluate(dataset.val, batches=tcfg.eval_batches, batch_size=tcfg.batch_size))
+            if held_out
+            else None,
+            on_sample=(lambda m, step: m.preview(out / "samples" / f"step_{step:06d}.png", dataset.val, tcfg.seed))
+            if held_out and type(model).preview is not GenerativeModel.preview
+            else None,
+            items_per_batch=model.items_per_batch(tcfg.batch_size),
+            unit=cls.unit,
+            run=run_info,
+            device=dev,
+            dist=info,
+            quiet=quiet,
+        )
+        result = trainer.fit(resume=resume)
     distributed.teardown(info)
     if not info.is_main or result.stopped == "interrupted":
         return {"out": str(out), "family": cls.family, "stopped": result.stopped, "step": result.step}

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.checkpoint import CONFIG_FILE, STATE_FILE, check_out, probe_writable, read_config
+from genlab.checkpoint import CONFIG_FILE, STATE_FILE, check_out, read_config, recover
 from genlab.config import apply_overrides, field_names, from_dict
 from genlab.errors import GenlabError
+from genlab.io import check_writable
 from genlab.models import get_family
 from genlab.train.config import TrainConfig
 
@@ -59,12 +60,13 @@ def plan_run(
     if resume and force:
         raise GenlabError("--resume continues the run in --out, --force replaces it: choose one")
     if resume:
+        recover(out, writer=True)  # a save a crash interrupted is completed (or rolled back) first
         if out.exists() and not out.is_dir():
             raise GenlabError(f"--out {out}: is a file; nothing to resume")
         if not (out / CONFIG_FILE).is_file() or not (out / STATE_FILE).is_file():
             raise GenlabError(f"{out}: nothing to resume ({STATE_FILE} is missing); start without --resume")
         saved = read_config(out)
-        probe_writable(out)
+        check_writable(out)
         cls = get_family(saved["family"], modality)
         overrides = _with_size(cls, overrides, size)
         mcfg = from_dict(cls.Config, saved["config"], source=str(out / CONFIG_FILE))

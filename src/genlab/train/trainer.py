@@ -261,7 +261,8 @@ class Trainer:
                         (self.out / METRICS_FILE).unlink(missing_ok=True)
                     raise GenlabError(
                         f"the loss became {loss_value} at step {step + 1}; stopped without saving it "
-                        f"(last checkpoint: step {last_saved}). Try a lower learning rate (--set lr=...)."
+                        + (f"(last checkpoint: step {last_saved})" if saved_any else "(no checkpoint saved)")
+                        + ". Try a lower learning rate (--set lr=...)."
                     )
                 grad_norm = self._step(opts, specs, scaler)
                 if ema is not None:
