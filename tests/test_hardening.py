@@ -31,8 +31,12 @@ def one_line_error(r, *needles: str) -> None:
         assert needle in lines[0], r
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+def snapshot(folder: Path) -> dict[str, tuple[int, int] | str]:
+    """Every file's size and mtime, every folder's name (a folder's own mtime moves when a name is probed in it)."""
+    return {
+        str(p.relative_to(folder)): "folder" if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+    }
 
 
 def png_header(path: Path, width: int, height: int) -> Path:
@@ -342,3 +346,59 @@ def test_a_training_set_that_cannot_fit_is_refused_before_loading(cli, small_mac
     r = cli("train", "image", "--data", "digits", "--size", "4096", "--steps", "1", "--out", tmp_path / "run")
     one_line_error(r, "1,797 images of 4096×4096", "8.0 GiB available")
     assert not (tmp_path / "run").exists()
+
+
+def test_nnf_default_reconstruction_never_overwrites_an_input(cli, photo):
+    (photo / "x-reconstruction.png").write_bytes((photo / "photo.png").read_bytes())
+    before = snapshot(photo)
+    r = cli("edit", "nnf", "--a", photo / "x-reconstruction.png", "--b", photo / "hole.png", "--out", photo / "x.png")
+    one_line_error(r, "never overwrites an input")
+    assert snapshot(photo) == before
+
+
+def test_an_input_inside_an_output_folder_is_refused(cli, photo):
+    (photo / "seg").mkdir()
+    (photo / "seg" / "overlay.png").write_bytes((photo / "photo.png").read_bytes())
+    before = snapshot(photo)
+    r = cli("segment", photo / "seg" / "overlay.png", "--point", "3,3", "--out", f"{photo / 'seg'}/")
+    one_line_error(r, "never overwrites an input")
+    r = cli("train", "text", "--data", photo / "seg" / "overlay.png", "--model", "ngram", "--out", photo / "seg")
+    one_line_error(r)
+    assert snapshot(photo) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "text", "--max-tokens", "2", "--prompt", "~nobody said", "--out", "{d}/x.txt"],
+        ["generate", "text", "--max-tokens", "2", "--out", "~nosuchuser-genlab/x.txt"],
+        ["segment", "~nosuchuser-genlab/a.png", "--point", "1,1", "--json"],
+    ],
+)
+def test_a_tilde_that_names_no_user_is_just_a_path(cli, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    r = cli(*[a.format(d=tmp_path) for a in args])
+    assert r.code in (0, 2) and "Traceback" not in r.err, r
+
+
+def test_force_that_fails_before_its_first_checkpoint_keeps_the_old_run(cli, tmp_path, corpus_file):
+    tiny = ["--set", "n_layer=1", "--set", "n_embd=16", "--set", "n_head=2", "--set", "block_size=16", "--quiet"]
+    out = tmp_path / "run"
+    assert cli("train", "text", "--data", corpus_file, "--out", out, "--steps", "2", *tiny).code == 0
+    before = snapshot(out)
+    nan = ["--set", "lr=1e30", "--set", "warmup=0", "--set", "grad_clip=0", "--steps", "5"]
+    r = cli("train", "text", "--data", corpus_file, "--out", out, "--force", *nan, *tiny)
+    one_line_error(r, "loss became", "no checkpoint saved")
+    assert snapshot(out) == before  # the replaced run is back, file for file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "run"]  # nothing left aside
+
+
+def test_resume_completes_a_save_a_crash_interrupted(cli, tmp_path, corpus_file):
+    """Killed between the two renames of a save: the folder is missing and its next version waits beside it."""
+    tiny = ["--set", "n_layer=1", "--set", "n_embd=16", "--set", "n_head=2", "--set", "block_size=16", "--quiet"]
+    out = tmp_path / "run"
+    assert cli("train", "text", "--data", corpus_file, "--out", out, "--steps", "2", *tiny).code == 0
+    out.rename(tmp_path / ".run.saving")
+    r = cli("train", "text", "--out", out, "--resume", "--steps", "3", "--quiet")
+    assert r.code == 0, r
+    assert json.loads((out / "manifest.json").read_text())["step"] == 3

@@ -53,6 +53,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def user_path(text: str | Path) -> Path:
+    """A path the user gave, ``~`` expanded; a ``~name`` that names no user stays as written (no exception)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
 def check_writable(path: str | Path, option: str = "--out") -> None:
     """GenlabError, before any work, unless ``path`` can be created: its nearest existing folder must be a folder
     in which a new entry can be made (probed by making and removing one, so root and read-only filesystems are

@@ -25,6 +25,12 @@ def cmd_nnf(args: argparse.Namespace) -> int:
     recon_path = Path(args.reconstruction) if args.reconstruction is not None else default
     if recon_path.resolve() == out.resolve():
         raise GenlabError("--reconstruction must differ from --out")
+    for given in (args.a, args.b):  # the default OUT-reconstruction.png may name an input: check it too
+        if recon_path.exists() and Path(given).exists() and recon_path.samefile(given):
+            raise GenlabError(
+                f"the reconstruction {recon_path} is the input {given}; genlab never overwrites an input: "
+                "choose another --reconstruction"
+            )
     if args.exact:  # refused before anything runs or is written
         pairs = np.prod(grid_shape(a.shape, args.patch)) * np.prod(grid_shape(b.shape, args.patch))
         if pairs > 4e9:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from genlab.errors import GenlabError
-from genlab.io import check_writable
+from genlab.io import check_writable, user_path
 
 #: the options that name something a verb writes
 OUTPUT_OPTIONS = ("out", "reconstruction")
@@ -20,29 +20,34 @@ def _paths(value: object) -> list[str]:
     return []
 
 
-def _same(a: Path, b: Path) -> bool:
+def _clash(given: Path, out: Path, folder: bool) -> bool:
+    """Is the input ``given`` the output ``out``, or (``out`` a folder the verb writes into) inside it?"""
     try:
-        return a.exists() and b.exists() and a.samefile(b)
+        if not given.exists():
+            return False
+        if out.exists() and given.samefile(out):
+            return True
+        return folder and given.resolve().is_relative_to(out.resolve())
     except OSError:
         return False
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse an output that is one of the command's inputs (e.g. ``edit inpaint --mask m.png --out m.png``)."""
-    outputs = {name: Path(v).expanduser() for name in OUTPUT_OPTIONS for v in _paths(getattr(args, name, None))}
-    for name, out in outputs.items():
-        if not str(getattr(args, name)).strip():
+    """Refuse an output that is one of the command's inputs (``edit inpaint --mask m.png --out m.png``), or a folder
+    that holds one (``segment seg/a.png --out seg/``: the masks written there could replace it)."""
+    outputs = {name: getattr(args, name) for name in OUTPUT_OPTIONS if isinstance(getattr(args, name, None), str)}
+    for name, text in outputs.items():
+        if not text.strip():
             raise GenlabError(f"--{name} is empty: name a file or folder to write")
-        check_writable(out, f"--{name}")
-    if not outputs:
-        return
+        check_writable(Path(text), f"--{name}")
     for name, value in vars(args).items():
         if name in OUTPUT_OPTIONS or name == "func":
             continue
-        for text in filter(None, _paths(value)):
-            for out_name, out in outputs.items():
-                if _same(Path(text).expanduser(), out):
+        for given in filter(None, _paths(value)):
+            for out_name, text in outputs.items():
+                out = Path(text)
+                if _clash(user_path(given), out, text.endswith(("/", "\\")) or out.is_dir()):
                     raise GenlabError(
-                        f"--{out_name} {out} is also an input of this command ({text}); genlab never overwrites an "
-                        f"input: choose another --{out_name}"
+                        f"--{out_name} {text} is or holds an input of this command ({given}); genlab never "
+                        f"overwrites an input: choose another --{out_name}"
                     )

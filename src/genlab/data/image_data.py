@@ -24,6 +24,7 @@ from PIL import Image
 
 from genlab.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from genlab.errors import GenlabError, GenlabWarning
+from genlab.io import user_path
 from genlab.memory import check_fits
 
 BUNDLED_IMAGES = ("digits", "shapes")
@@ -110,7 +111,7 @@ def _captions_for(root: Path, files: list[Path]) -> list[str] | None:
 
 
 def load_folder(root: str | Path, size: int, *, strict: bool = False, max_pixels: int = MAX_PIXELS) -> ImageSet:
-    root = Path(root).expanduser()
+    root = user_path(root)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise GenlabError(f"--data {root}: the folder has no images (png, jpg, webp, ...)")
@@ -151,7 +152,7 @@ def load_image_set(src: str, size: int, *, strict: bool = False, max_pixels: int
             return load_digits(size)
         check_set_fits(SHAPES_COUNT, size, 3, src)
         return load_shapes(size)
-    path = Path(src).expanduser()
+    path = user_path(src)
     if not path.exists():
         raise GenlabError(f"--data {src}: no such folder (bundled image sets: {', '.join(BUNDLED_IMAGES)})")
     if not path.is_dir():

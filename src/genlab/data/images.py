@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from genlab.errors import GenlabError, GenlabWarning
-from genlab.io import MAX_PIXELS, atomic_path
+from genlab.io import MAX_PIXELS, atomic_path, user_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -103,7 +103,7 @@ def read_image(src: str | Path, *, grey: bool = False, max_pixels: int = MAX_PIX
     ``max_pixels`` guards against huge inputs (decompression bombs included) with a clear message instead of
     running out of memory; it is checked from the header, before the pixels are decoded.
     """
-    path = Path(src).expanduser()
+    path = user_path(src)
     if not path.exists() and str(src) in SKIMAGE_PHOTOS + SKLEARN_PHOTOS:
         arr = bundled_image(str(src))
     else:

@@ -31,6 +31,7 @@ from scipy import ndimage
 from genlab.data.image_data import resize_crop
 from genlab.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from genlab.errors import GenlabError, GenlabWarning
+from genlab.io import user_path
 from genlab.memory import check_fits
 
 GENERATED = ("shapes", "blobs")
@@ -177,7 +178,7 @@ def load_mask_folder(
     root: str | Path, size: int, *, strict: bool = False, max_pixels: int = MAX_PIXELS
 ) -> list[MaskSample]:
     """Every image of ``root/images`` with its masks from ``root/masks`` (see the module docstring)."""
-    root = Path(root).expanduser()
+    root = user_path(root)
     images_dir, masks_dir = root / "images", root / "masks"
     if not images_dir.is_dir() or not masks_dir.is_dir():
         raise GenlabError(f"--data {root}: expected images/ and masks/ folders (see docs/segment.md)")
@@ -255,7 +256,7 @@ def mask_sources(
         held = MaskSource(data, size=size, seed=seed + 1, **options)
         held.samples = [held[i] for i in range(val_count)]
         return train, held
-    path = Path(data).expanduser()
+    path = user_path(data)
     if not path.is_dir():
         raise GenlabError(f"--data {data}: no such folder (generated mask sets: {', '.join(GENERATED)})")
     samples = load_mask_folder(path, size, strict=strict, max_pixels=max_pixels)

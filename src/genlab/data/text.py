@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from genlab.errors import GenlabError
+from genlab.io import user_path
 
 TEXT_SUFFIXES = (".txt", ".md", ".text")
 
@@ -75,7 +76,7 @@ def load_text(src: str | Path) -> str:
     name = str(src)
     if name in BUNDLED_TEXT and not Path(name).exists():
         return BUNDLED_TEXT[name]()
-    path = Path(name).expanduser()
+    path = user_path(name)
     if not path.exists():
         bundled = ", ".join(BUNDLED_TEXT)
         raise GenlabError(f"--data {name}: no such file or folder (bundled corpora: {bundled})")
