@@ -334,7 +334,7 @@ VERBS: dict[str, tuple[tuple[str, ...], tuple[Opt, ...]]] = {
             O("--size", "int", "8", cheap="8"),
             O("--steps", "count", "1", cheap="1"),
             O("--set", "str", "batch_size=2", cheap="batch_size=2"),
-            O("--set", "str", "lr=inf", "ema_decay=nan", "grad_clip=-1", "num_classes=-3", "timesteps=0"),
+            O("--set", "str", "lr=inf", "ema=nan", "grad_clip=-1", "num_classes=-3", "timesteps=0"),
             O("--val-fraction", "float", "0", "0.25"),
             F("--strict"),
             F("--json"),

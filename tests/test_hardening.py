@@ -134,9 +134,13 @@ def test_every_numeric_option_is_checked():
 
     walk(build_parser(), "genlab")
     assert not unchecked
-    parser = build_parser()
-    with pytest.raises(SystemExit):  # and the registered fallbacks refuse non-finite values too
-        parser.parse_args(["generate", "text", "--temperature", "nan"])
+    fallback = common.GenlabParser(prog="genlab x")  # an option added without a range still refuses NaN, inf, 10**30
+    fallback.add_argument("--f", type=float)
+    fallback.add_argument("--i", type=int)
+    assert fallback.parse_args(["--f", "0.5", "--i", "-3"]) == argparse.Namespace(f=0.5, i=-3)
+    for bad in (["--f", "nan"], ["--f", "-inf"], ["--i", str(10**30)]):
+        with pytest.raises(SystemExit):
+            fallback.parse_args(bad)
 
 
 # --- zero is a value ----------------------------------------------------------------------------------------
@@ -159,8 +163,9 @@ def test_no_zero_or_empty_value_is_read_as_not_given():
     offenders = []
     for path in src.rglob("*.py"):
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            for m in re.finditer(r"args\.(\w+) or (?!\"\"|\(\)|\[\])", line):
-                if m.group(1) in dests:
+            pattern = r"(?:args\.(\w+)|getattr\(args, \"(\w+)\"[^)]*\)|cfg\.(\w+)) or (?!\"\"|\(\)|\[\])"
+            for m in re.finditer(pattern, line):
+                if m.group(3) or (m.group(1) or m.group(2)) in dests:  # any config field: 0 is a value there too
                     offenders.append(f"{path.name}:{n}: {line.strip()}")
     assert not offenders
 

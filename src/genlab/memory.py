@@ -26,12 +26,15 @@ def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
 
 
 def _cgroup_available(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """What a cgroup v2 memory limit (a container's) leaves: memory.max − memory.current; None if unlimited."""
+    """What a cgroup v2 memory limit (a container's) leaves: memory.max − memory.current, plus the file cache the
+    kernel reclaims when asked (``file`` in memory.stat), as MemAvailable counts it; None if unlimited."""
     try:
         limit = (root / "memory.max").read_text(encoding="ascii").strip()
         if limit == "max":
             return None
-        return max(int(limit) - int((root / "memory.current").read_text(encoding="ascii").strip()), 0)
+        used = int((root / "memory.current").read_text(encoding="ascii").strip())
+        stat = dict(line.split() for line in (root / "memory.stat").read_text(encoding="ascii").splitlines())
+        return max(int(limit) - used + int(stat.get("file", 0)), 0)
     except (OSError, ValueError):
         return None
 

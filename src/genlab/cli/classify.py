@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from genlab.cli.common import POSITIVE, Formatter, json_out
+from genlab.io import MAX_PIXELS
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -53,7 +54,7 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (or bundled photo names)")
     p.add_argument("--labels", required=True, help="candidate labels, comma-separated")
     p.add_argument("--model", help="CLIP checkpoint directory (default: the shipped clip-shapes)")
-    p.add_argument("--max-pixels", type=POSITIVE, default=40_000_000, dest="max_pixels", help="refuse larger images")
+    p.add_argument("--max-pixels", type=POSITIVE, default=MAX_PIXELS, dest="max_pixels", help="refuse larger images")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_classify)

@@ -16,14 +16,18 @@ INT_LIMIT = 2**63 - 1  # the largest int any option takes (torch's seeds and siz
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples' line breaks and shows each option's default, where it has one its help does not already
-    state (an option without a default says in its help what leaving it out does)."""
+    """Keeps the examples' line breaks; shows each numeric option's range, and each option's default where it has
+    one its help does not already state (an option without a default says in its help what leaving it out does)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+        if isinstance(action.type, Num) and action.type.range_text():
+            text += f" [{action.type.range_text()}]".replace("%", "%%")
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return text
-        return super()._get_help_string(action)
+        if "default" in (action.help or ""):
+            return text
+        return text + " (default: %(default)s)"
 
 
 class Num:
@@ -44,16 +48,9 @@ class Num:
         self.__name__ = kind.__name__
 
     def range_text(self) -> str:
-        parts = []
-        if self.gt is not None:
-            parts.append(f"> {self.gt:g}")
-        if self.lo is not None:
-            parts.append(f"≥ {self.lo:g}")
-        if self.hi is not None:
-            parts.append(f"≤ {self.hi:g}")
-        if self.lt is not None:
-            parts.append(f"< {self.lt:g}")
-        return " and ".join(parts)
+        show = (lambda v: f"{v:,}") if self.kind is int else (lambda v: f"{v:g}")
+        bounds = (("> ", self.gt), ("≥ ", self.lo), ("≤ ", self.hi), ("< ", self.lt))
+        return " and ".join(f"{sign}{show(v)}" for sign, v in bounds if v is not None)
 
     def __call__(self, text: str) -> int | float:
         noun = "an integer" if self.kind is int else "a finite number"

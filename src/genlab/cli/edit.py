@@ -56,7 +56,7 @@ Masks: white = hole; soft masks are thresholded at 0.5. Guide: docs/edit.md.
 
 def _patch_options(p: argparse.ArgumentParser, patch: int) -> None:
     p.add_argument("--patch", type=POSITIVE, default=patch, help="patch side in pixels")
-    p.add_argument("--iterations", type=Num(int, 0, 1000), default=3, help="PatchMatch iterations per EM step")
+    p.add_argument("--iterations", type=Num(int, 1, 1000), default=3, help="PatchMatch iterations per EM step")
     p.add_argument("--device", help=PATCH_DEVICE_HELP)
 
 
@@ -65,8 +65,6 @@ def _synthesis_config(args: argparse.Namespace, shape: tuple[int, ...]) -> Any:
     from genlab.edit.patchmatch import check_patch
     from genlab.edit.synthesis import SynthesisConfig
 
-    if args.iterations < 1:
-        raise GenlabError(f"--iterations {args.iterations}: must be at least 1")
     check_patch(shape, args.patch)
     return SynthesisConfig(patch=args.patch, iterations=args.iterations, seed=args.seed)
 
@@ -214,7 +212,7 @@ def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--iterations",
-        type=Num(int, 0, 100_000),
+        type=Num(int, 1, 100_000),
         help=f"patchmatch: PatchMatch iterations per EM step (default 3); dip: {DIP_ITERATIONS_HELP}",
     )
     p.add_argument("--device", help=f"patchmatch: {PATCH_DEVICE_HELP}; dip: {DEVICE_HELP}")

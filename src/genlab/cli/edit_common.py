@@ -12,14 +12,14 @@ from typing import Any
 from genlab.cli.common import POSITIVE, SEED, json_out
 from genlab.errors import GenlabError
 
-MAX_PIXELS = 16_000_000  # default --max-pixels for patch-based and classic methods
+EDIT_MAX_PIXELS = 16_000_000  # default --max-pixels of the edit tasks (patch-based and classic methods)
 
 DEVICE_HELP = "cpu, cuda, cuda:N or mps (default: the best available)"
 PATCH_DEVICE_HELP = "cpu (compiled loop), cuda or mps (parallel PyTorch field); default: the best available"
 REFERENCE_HELP = "the clean image: PSNR and SSIM of the result (Deep Image Prior also shows PSNR as it fits)"
 
 
-def add_common_options(p: argparse.ArgumentParser, *, max_pixels: int = MAX_PIXELS) -> None:
+def add_common_options(p: argparse.ArgumentParser, *, max_pixels: int = EDIT_MAX_PIXELS) -> None:
     p.add_argument("--out", required=True, help="output image (.png, .jpg, .webp; written atomically)")
     p.add_argument("--seed", type=SEED, default=0, help="random seed: the same seed repeats the output")
     p.add_argument(

@@ -78,10 +78,6 @@ def run_dip(args: argparse.Namespace, task: str, image: Any, *, mask: Any = None
     h, w = image.shape[0] * scale, image.shape[1] * scale
     check_output_size(args, h, w)
     iterations = args.iterations if args.iterations is not None else DEFAULT_ITERATIONS[task]
-    if iterations < 1:
-        raise GenlabError(f"--iterations {iterations}: must be at least 1")
-    if args.width < 1:
-        raise GenlabError(f"--width {args.width}: must be at least 1")
     cfg = DIPConfig(
         width=args.width,
         lr=args.lr,

@@ -12,6 +12,7 @@ import numpy as np
 
 from genlab.cli.common import FRACTION, NATURAL, POSITIVE, Formatter, Num, json_out
 from genlab.errors import GenlabError
+from genlab.io import MAX_PIXELS
 
 FORMATS = ("png", "coco-rle", "polygons")
 
@@ -246,7 +247,7 @@ stability_score (and point_coords for --all). --json prints the same figures and
         dest="min_area",
         help="--all: fill holes and drop islands under this many pixels",
     )
-    p.add_argument("--max-pixels", type=POSITIVE, default=50_000_000, dest="max_pixels", help="refuse larger images")
+    p.add_argument("--max-pixels", type=POSITIVE, default=MAX_PIXELS, dest="max_pixels", help="refuse larger images")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--json", action="store_true", help="print masks' figures and timings as one JSON object")
     p.set_defaults(func=cmd_segment)

@@ -28,11 +28,10 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from genlab.data.image_data import resize_crop
+from genlab.data.image_data import check_set_fits, resize_crop
 from genlab.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.io import user_path
-from genlab.memory import check_fits
 
 GENERATED = ("shapes", "blobs")
 _SUPERSAMPLE = 4
@@ -185,7 +184,7 @@ def load_mask_folder(
     files = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise GenlabError(f"--data {root}: images/ holds no images (png, jpg, webp, ...)")
-    check_fits(8 * len(files) * size * size * 4, f"{len(files):,} images and their masks at {size}×{size}")
+    check_set_fits(len(files), size, 8, str(root))  # the image and its masks
     samples, problems = [], []
     for f in files:
         candidates = [masks_dir / f.stem] + [masks_dir / (f.stem + s) for s in (".png", ".PNG", ".tif", ".bmp")]

@@ -51,7 +51,7 @@ class DIPConfig:
     lr: float = 0.01
     reg_noise: float = 1 / 30  # std of the noise added to z at every step (0: off)
     average: float = 0.99  # exponential average of the outputs (0: use the last output)
-    iterations: int = 0  # 0: DEFAULT_ITERATIONS[task]
+    iterations: int | None = None  # None: DEFAULT_ITERATIONS[task]
     time_budget: float = 0.0  # seconds; 0: none
     min_loss: float = 0.0  # stop once the data term is below this (e.g. σ² for denoising); 0: off
     patience: int = 0  # ES-WMV: stop when the output variance has not improved for this many steps; 0: off
@@ -133,7 +133,7 @@ def deep_image_prior(
     if task not in TASKS:
         raise GenlabError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     cfg = cfg or DIPConfig()
-    iterations = cfg.iterations or DEFAULT_ITERATIONS[task]
+    iterations = cfg.iterations if cfg.iterations is not None else DEFAULT_ITERATIONS[task]
     device = torch.device(device)
     h, w, c = degraded.shape
     out_h, out_w = (h * scale, w * scale) if task == "superres" else (h, w)

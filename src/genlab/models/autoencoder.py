@@ -79,8 +79,8 @@ class AutoencoderConfig:
         )
         mult = parse_ints(self.channel_mult, "channel_mult")
         check_int_list(mult, "autoencoder: channel_mult", MULTIPLIER)
-        if not mult or self.z_channels < 1:
-            raise GenlabError("autoencoder: channel_mult and z_channels must be positive")
+        if not mult:
+            raise GenlabError("autoencoder: channel_mult must name at least one level, e.g. 1,2")
         if self.image_size % (2 ** (len(mult) - 1)):
             raise GenlabError(f"--size {self.image_size}: must be a multiple of the downsampling factor {self.factor}")
 

@@ -99,10 +99,6 @@ class DiffusionConfig:
             raise GenlabError(f"diffusion: schedule={self.schedule!r}; choose linear, scaled_linear or cosine")
         if self.prediction not in ("eps", "v"):
             raise GenlabError(f"diffusion: prediction={self.prediction!r}; choose eps or v")
-        if not 0.0 <= self.cond_drop < 1.0 or not 0.0 <= self.dropout < 1.0:
-            raise GenlabError("diffusion: cond_drop and dropout must be in [0, 1)")
-        if self.timesteps < 2:
-            raise GenlabError("diffusion: timesteps must be at least 2")
 
 
 class DiffusionModel(DiffusionBase):

@@ -30,7 +30,6 @@ from genlab.config import (
     check_int_list,
     check_ranges,
 )
-from genlab.errors import GenlabError
 from genlab.models.diffusion import parse_ints
 from genlab.models.image import EVAL_IMAGES, EVAL_SEED, ImageModel
 from genlab.nn.convnet import ConvTrunk
@@ -62,8 +61,6 @@ class FeaturesConfig:
             },
         )
         check_int_list(parse_ints(self.channel_mult, "channel_mult"), "features: channel_mult", MULTIPLIER)
-        if not 0.1 <= self.crop_scale <= 1.0 or self.temperature <= 0:
-            raise GenlabError("features: crop_scale must be in [0.1, 1] and temperature positive")
 
 
 class FeatureNet(ImageModel):

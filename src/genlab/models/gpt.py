@@ -58,8 +58,6 @@ class GPTConfig:
         )
         if self.n_embd % self.n_head:
             raise GenlabError(f"gpt: n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise GenlabError(f"gpt: dropout={self.dropout} must be in [0, 1)")
 
 
 @dataclass
@@ -148,7 +146,7 @@ class GPT(LanguageModel):
 
     def sampling_bytes(self, n: int, tokens: int = 0) -> int:
         c = self.config  # plus the KV cache: keys and values of every layer at every position of context
-        return super().sampling_bytes(n, tokens) + n * 8 * c.n_layer * c.n_embd * min(tokens, c.block_size)
+        return super().sampling_bytes(n, tokens) + n * 8 * c.n_layer * c.n_embd * c.block_size  # preallocated
 
     def hidden(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
         """``B×T`` ids → ``B×T×C`` final hidden states; with caches, positions continue after them."""

@@ -48,8 +48,6 @@ class NGramConfig:
 
     def validate(self) -> None:
         check_ranges(self, "ngram", {"vocab_size": VOCAB, "order": Range(1, 64), "discount": FINITE})
-        if self.order < 1:
-            raise GenlabError("ngram: order must be at least 1")
         if self.smoothing not in ("kneser-ney", "witten-bell"):
             raise GenlabError(f"ngram: smoothing={self.smoothing!r}; choose kneser-ney or witten-bell")
         if self.discount > 1.0:

@@ -55,8 +55,6 @@ class LSTMConfig:
                 "dropout": PROBABILITY,
             },
         )
-        if not 0.0 <= self.dropout < 1.0:
-            raise GenlabError(f"lstm: dropout={self.dropout} must be in [0, 1)")
 
 
 class LSTMLM(LanguageModel):
