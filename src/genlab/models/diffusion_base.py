@@ -72,7 +72,8 @@ class DiffusionBase(ImageModel):
 
     def sampling_bytes(self, n: int, tokens: int = 0) -> int:
         # the UNet's activations at the noise's resolution: measured at about 70 bytes per pixel and base channel
-        # per sample (DDIM, the shipped digits model), doubled for classifier-free guidance's second batch
+        # per sample (DDIM, the shipped digits model), budgeted at 96, and twice that for the second batch that
+        # classifier-free guidance runs (counted always: the estimate must not be below what a request takes)
         _, h, w = self.noise_shape
         return n * 2 * 96 * h * w * getattr(self.config, "base_channels", 64) + n * 64 * self.image_size**2
 
