@@ -5,7 +5,7 @@
 
 Reports: runs, commands tried per verb, tracebacks, files changed outside the named output, inputs clobbered,
 invalid JSON outputs, the exit-code histogram, and every failing command with its problems and stderr's tail
-(each command runs in a fresh copy of a sandbox of small inputs; the sandbox's layout is in tests/fuzz_cli.py).
+(each command runs in a fresh copy of a sandbox of small inputs; the sandbox and the checker are in tests/fuzz_sandbox.py).
 The checker's rules are in tests/fuzz_cli.py's docstring; tests/test_fuzz.py runs a bounded, derandomized subset.
 """
 
@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.fuzz_cli
 
 from hypothesis import HealthCheck, Phase, assume, given, seed, settings  # noqa: E402
-from tests.fuzz_cli import VERBS, commands, drop_read_only, make_template, read_only_works, run_in_sandbox  # noqa: E402
+from tests.fuzz_cli import VERBS, commands  # noqa: E402
+from tests.fuzz_sandbox import drop_read_only, make_template, read_only_works, run_in_sandbox  # noqa: E402
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from genlab.checkpoint import write_manifest
 from genlab.cli import build_parser
 
 from .conftest import CORPUS
-from .fuzz_cli import snapshot as folder_state
+from .fuzz_sandbox import snapshot as folder_state
 
 
 def one_line_error(result, *needles):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .fuzz_cli import snapshot as folder_state
+from .fuzz_sandbox import snapshot as folder_state
 from .test_cli import one_line_error
 
 

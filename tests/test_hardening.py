@@ -18,6 +18,8 @@ import genlab.memory as memory
 from genlab.cli import build_parser
 from genlab.data.images import write_image
 
+from .fuzz_sandbox import snapshot
+
 GiB = 2**30
 
 
@@ -29,14 +31,6 @@ def one_line_error(r, *needles: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("genlab: error:"), r
     for needle in needles:
         assert needle in lines[0], r
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int] | str]:
-    """Every file's size and mtime, every folder's name (a folder's own mtime moves when a name is probed in it)."""
-    return {
-        str(p.relative_to(folder)): "folder" if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in folder.rglob("*")
-    }
 
 
 def png_header(path: Path, width: int, height: int) -> Path:

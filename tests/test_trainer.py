@@ -17,7 +17,7 @@ from genlab.models.gpt import GPT, GPTConfig
 from genlab.train.trainer import TrainConfig, Trainer, lr_at
 
 from .conftest import CORPUS
-from .fuzz_cli import snapshot as folder_state
+from .fuzz_sandbox import snapshot as folder_state
 
 
 def test_warmup_then_cosine_to_min_lr():
