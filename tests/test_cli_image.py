@@ -282,3 +282,27 @@ def test_negative_prompt_changes_the_images_at_the_same_seed(cli, tmp_path):
     assert np.abs(plain - negative).mean() > 1.0
     unguided = _draw(cli, tmp_path / "d.png", "--prompt", "a large red circle in the center", "--guidance", "0")
     assert np.abs(plain - unguided).mean() > 1.0  # and --guidance itself counts for prompts too
+
+
+def test_one_image_is_written_as_itself_without_a_grid_border(cli, tmp_path):
+    """The shipped text-to-image model draws 32×32: --n 1 writes that image, not a bordered 34×34 grid."""
+    r = cli("generate", "image", "--prompt", "a red circle", "--n", "1", "--steps", "2", "--out", tmp_path / "x.png")
+    assert r.code == 0, r
+    assert Image.open(tmp_path / "x.png").size == (32, 32)
+    r = cli("generate", "image", "--prompt", "a red circle", "--n", "2", "--steps", "2", "--out", tmp_path / "g.png")
+    assert r.code == 0 and Image.open(tmp_path / "g.png").size == (67, 34), r  # two images, a 1-pixel border
+
+
+def test_fid_without_the_inception_extra_says_what_is_missing(cli, monkeypatch):
+    import genlab.eval.fid as fid
+
+    monkeypatch.setattr(fid, "inception_weights", lambda: None)
+    from genlab.assets import default_model
+
+    r = cli("eval", "image", default_model("image"), "--data", "digits", "--fid", "--samples", "20", "--steps", "2",
+            "--json")  # fmt: skip
+    assert r.code == 0, r
+    warning = [ln for ln in r.err.splitlines() if ln.startswith("genlab: warning:")]
+    assert len(warning) == 1 and "Inception FID and KID left out" in warning[0] and 'genlab[fid]' in warning[0], r
+    figures = json.loads(r.out)
+    assert "fid_inception" not in figures and any(k.startswith("fid") for k in figures), figures

@@ -39,12 +39,16 @@ def test_torchrun_two_cpu_processes_train_one_model(tmp_path, corpus_file):
         "log_every=4",
         "--set",
         "eval_every=6",
-        "--quiet",
         "--device",
         "cpu",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={"OMP_NUM_THREADS": "1", **_env()})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # rank 0 alone speaks: one data line, one model line, one "saved" line (rank 1 saved nothing itself)
+    lines = proc.stderr.replace("\r", "\n").splitlines()
+    assert sum(ln.startswith("data: ") for ln in lines) == 1, proc.stderr[-3000:]
+    assert sum(ln.startswith("model: ") for ln in lines) == 1, proc.stderr[-3000:]
+    assert sum(ln.startswith("saved ") for ln in proc.stdout.splitlines()) == 1, proc.stdout
     config = json.loads((out / "config.json").read_text())
     assert config["step"] == 12
     records = [json.loads(line) for line in (out / "metrics.jsonl").open()]

