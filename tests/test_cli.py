@@ -173,6 +173,13 @@ def test_every_option_has_a_description_and_no_empty_default(name, parser):
     assert not undocumented, f"{name}: options without a description: {undocumented}"
     text = parser.format_help()
     assert "(default: None)" not in text, f"{name} --help shows '(default: None)': say what leaving it out does"
+    for entry in re.split(r"\n  (?=-)", text)[1:]:  # one option's entry: its default is stated once
+        flat = " ".join(entry.split())
+        assert not re.search(r"default.*\(default: ", flat), f"{name}: a default stated twice: {flat[:200]}"
+    long_numbers = re.findall(r"\d+\.\d{5,}", text)
+    assert not long_numbers, f"{name}: numbers as a machine prints them: {long_numbers}"
+    paragraphs = [p.strip() for p in text.split("\n\n") if len(p.strip()) > 80]
+    assert len(paragraphs) == len(set(paragraphs)), f"{name}: a paragraph printed twice"
     for action in parser._actions:
         for option in action.option_strings:
             assert option in text, (name, option)

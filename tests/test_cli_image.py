@@ -303,6 +303,6 @@ def test_fid_without_the_inception_extra_says_what_is_missing(cli, monkeypatch):
             "--json")  # fmt: skip
     assert r.code == 0, r
     warning = [ln for ln in r.err.splitlines() if ln.startswith("genlab: warning:")]
-    assert len(warning) == 1 and "Inception FID and KID left out" in warning[0] and 'genlab[fid]' in warning[0], r
+    assert len(warning) == 1 and "Inception FID and KID left out" in warning[0] and "genlab[fid]" in warning[0], r
     figures = json.loads(r.out)
     assert "fid_inception" not in figures and any(k.startswith("fid") for k in figures), figures

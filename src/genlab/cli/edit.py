@@ -13,7 +13,6 @@ from typing import Any
 
 from genlab.cli.common import NATURAL, POSITIVE, Formatter, Num
 from genlab.cli.edit_common import (
-    DEVICE_HELP,
     PATCH_DEVICE_HELP,
     REFERENCE_HELP,
     add_common_options,
@@ -215,7 +214,11 @@ def _add_inpaint(tasks: argparse._SubParsersAction) -> None:
         type=Num(int, 1, 100_000),
         help=f"patchmatch: PatchMatch iterations per EM step (default 3); dip: {DIP_ITERATIONS_HELP}",
     )
-    p.add_argument("--device", help=f"patchmatch: {PATCH_DEVICE_HELP}; dip: {DEVICE_HELP}")
+    p.add_argument(
+        "--device",
+        help="cpu, cuda, cuda:N or mps (default: the best available); patchmatch on cpu runs a compiled loop, on a "
+        "GPU a parallel PyTorch field",
+    )
     p.add_argument("--reference", help=REFERENCE_HELP + "; for inpainting also inside the hole")
     g = p.add_argument_group("patchmatch")
     g.add_argument("--patch", type=POSITIVE, default=9, help="patch side in pixels")
