@@ -181,6 +181,10 @@ TRAINING_FIXTURES = {"trained", "image_runs", "t2i_runs", "tiny_run"}
 
 
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    """Tests that use a trained fixture are slow; under pytest-xdist (``-n auto --dist loadgroup``) the tests of one
+    fixture run in one worker, so each session fixture is trained once, not once per worker."""
     for item in items:
-        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+        used = sorted(TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if used:
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(used[-1]))
