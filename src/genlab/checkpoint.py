@@ -321,7 +321,8 @@ def _load(d: Path, task: str | None, ema: bool) -> GenerativeModel:
     weights = d / EMA_FILE if ema and EMA_FILE in listed else d / WEIGHTS_FILE
     model.load_weights(read_weights(weights))
     model.load_extras(d)
-    model.run = cfg.get("run", {})  # how it was trained: data source, class names, trainer config
+    model.run = cfg.get("run", {})  # how it was trained: data source, its domain, class names, trainer config
+    model.path = d
     return model
 
 

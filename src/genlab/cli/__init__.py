@@ -15,6 +15,7 @@ import sys
 import traceback
 import warnings
 
+from genlab.cli import common
 from genlab.cli.classify import add_classify
 from genlab.cli.common import Formatter, GenlabParser
 from genlab.cli.demo import add_demo
@@ -62,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    print(f"genlab: warning: {message}", file=sys.stderr)
+    text = " ".join(str(message).split())
+    common.WARNINGS.append(text)  # --json output carries it too
+    print(f"genlab: warning: {text}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     args = build_parser().parse_args(argv)
+    common.WARNINGS.clear()
     try:
         check_outputs(args)
         with warnings.catch_warnings():

@@ -13,6 +13,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     import torch
 
     from genlab.checkpoint import load_model
+    from genlab.data.domain import check_domain
     from genlab.data.image_data import resize_crop
     from genlab.data.images import read_image
     from genlab.runtime import best_device
@@ -21,14 +22,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
     model = load_model(args.model, task="clip", device=best_device(args.device))
     size, grey = model.config.image_size, model.config.channels == 1
     arrays = [read_image(p, grey=grey, max_pixels=args.max_pixels) for p in args.images]
+    outside = [check_domain(model, a, p) for p, a in zip(args.images, arrays, strict=True)]
     batch = torch.stack(
         [torch.from_numpy(resize_crop(a[..., None] if grey else a, size)).permute(2, 0, 1) for a in arrays]
     )
     probs = model.zero_shot(batch.float(), labels)
     results: list[dict[str, Any]] = []
-    for path, p in zip(args.images, probs, strict=True):
+    for path, p, warning in zip(args.images, probs, outside, strict=True):
         ranked = sorted(zip(labels, p.tolist(), strict=True), key=lambda lp: -lp[1])
         results.append({"image": path, "label": ranked[0][0], "probabilities": dict(ranked)})
+        if warning is not None:  # also in the object of a single image; a list of results keeps each its own
+            results[-1]["warnings"] = [warning]
     if args.json:
         json_out(results if len(results) > 1 else results[0])
     else:

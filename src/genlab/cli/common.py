@@ -134,6 +134,14 @@ def json_text(obj: Any) -> str:
     return json.dumps(jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False)
 
 
+#: the GenlabWarnings shown during this command (genlab.cli.main resets it): --json output carries them too
+WARNINGS: list[str] = []
+
+
 def json_out(obj: Any) -> None:
-    """Print one JSON object on stdout (progress and messages go to stderr)."""
+    """Print one JSON object on stdout (progress and messages go to stderr). An object gets the command's warnings
+    as ``"warnings"`` (after any it holds); a list keeps its shape (its items may hold their own)."""
+    if isinstance(obj, dict) and WARNINGS:
+        held = list(obj.get("warnings", []))
+        obj = obj | {"warnings": held + [w for w in WARNINGS if w not in held]}
     print(json_text(obj))

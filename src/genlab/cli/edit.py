@@ -168,9 +168,11 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     elif args.method == "dip":
         out, extra = run_dip(args, "inpaint", image, mask=hole)
     elif args.method == "diffusion":
+        from genlab.data.domain import check_domain
         from genlab.edit.diffusion import inpaint
 
         model, controls = load_text2image(args)
+        check_domain(model, image, args.image, alternative="--method patchmatch (or telea), which suits photos")
         out = inpaint(model, image, hole, args.prompt or "", resample=args.resample, **controls)
     else:
         from genlab.edit.baselines import inpaint_baseline

@@ -201,11 +201,13 @@ def load_text2image(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def cmd_img2img(args: argparse.Namespace) -> int:
+    from genlab.data.domain import check_domain
     from genlab.edit.diffusion import img2img
 
     image = read_input(args, args.image)
     start = time.perf_counter()
     model, controls = load_text2image(args)
+    check_domain(model, image, args.image)
     out = img2img(model, image, args.prompt or "", strength=args.strength, **controls)
     return finish(args, out, start, method="sdedit", strength=args.strength, **fidelity(out, args.reference, args))
 

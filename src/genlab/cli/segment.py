@@ -88,6 +88,7 @@ def write_outputs(
 def cmd_segment(args: argparse.Namespace) -> int:
     import torch
 
+    from genlab.data.domain import check_domain
     from genlab.data.images import read_image
     from genlab.eval.segment import stability_score
     from genlab.segment.automatic import AutomaticMaskGenerator
@@ -107,6 +108,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise GenlabError("say where the masks go: --out mask.png, --out masks/, --out masks.json (or --json)")
     image = read_image(args.image, max_pixels=args.max_pixels)
     predictor = SegmentPredictor.load(args.model, device=args.device)
+    check_domain(predictor.model, image, args.image)
     start = time.perf_counter()
     predictor.set_image(image)
     encoder_ms = 1000 * (time.perf_counter() - start)

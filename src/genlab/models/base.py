@@ -56,6 +56,7 @@ class TrainingData:
     describe: str  # one line for the user: what was loaded
     run: dict[str, Any] = field(default_factory=dict)  # recorded in config.json's "run" (e.g. the tokenizer kind)
     cache: dict[str, Any] = field(default_factory=dict)  # what a family derives once and reuses (encoded text, ...)
+    size: int | None = None  # the side of the training images (None: not images); part of the recorded domain
 
 
 @dataclass
@@ -115,6 +116,7 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.config = config
         self.run: dict[str, Any] = {}  # config.json's "run" record once loaded from a checkpoint
+        self.path: Path | None = None  # the checkpoint folder it was loaded from (its MODEL_CARD.md, ...)
 
     def forward(self, batch: Any) -> dict[str, torch.Tensor]:
         # The Trainer calls the module itself (so DDP and torch.compile wrap the objective).

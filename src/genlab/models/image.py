@@ -71,7 +71,7 @@ class ImageModel(GenerativeModel):
             f"{len(data)} images of {size}×{size}×{data.images.shape[1]}, {data.num_classes or 'no'} classes; "
             f"{len(train)} train, {len(val)} held out"
         )
-        return TrainingData(train, val, describe, {"class_names": data.class_names})
+        return TrainingData(train, val, describe, {"class_names": data.class_names}, size=size)
 
     def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
         extra = self.needs if self.needs in ("captions", "attributes") else ""

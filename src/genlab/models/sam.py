@@ -413,7 +413,8 @@ class SamModel(GenerativeModel):
         held = sum(len(s.masks) for s in val.samples or [])
         size = "an endless stream" if train.endless else f"{len(train)} images"
         side = f"{config.image_size}×{config.image_size}"
-        return TrainingData(train, val, f"{source} at {side}, {size} for training; {len(val)} held out ({held} masks)")
+        describe = f"{source} at {side}, {size} for training; {len(val)} held out ({held} masks)"
+        return TrainingData(train, val, describe, size=config.image_size)
 
     def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
         c = self.config

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.data.domain import check_domain
 from genlab.data.image_data import load_image_set, resize_crop, split_images
 from genlab.data.images import MAX_PIXELS, image_grid, read_image, write_image
 from genlab.errors import GenlabError
@@ -53,6 +54,8 @@ def interpolation_inputs(
         return (torch.stack(picks) + 1) / 2, classes
     grey = model.config.channels == 1
     arrays = [read_image(e, grey=grey, max_pixels=max_pixels) for e in ends]
+    for end, a in zip(ends, arrays, strict=True):
+        check_domain(model, a, end)
     arrays = [resize_crop(a[..., None] if grey else a, model.config.image_size) for a in arrays]
     return torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays]).float(), None
 

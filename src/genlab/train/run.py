@@ -20,6 +20,7 @@ import torch
 
 from genlab.assets import default_model
 from genlab.checkpoint import CONFIG_FILE, load_model, replacing, save_model
+from genlab.data.domain import data_domain
 from genlab.errors import GenlabError
 from genlab.io import jsonable
 from genlab.memory import check_fits, format_bytes
@@ -128,6 +129,7 @@ def _train(
     dataset = cls.prepare_data(data, mcfg, options, loaded)
     fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
     run_info = {"data": str(data), "val_fraction": fraction} | dataset.run
+    run_info["domain"] = data_domain(str(data), size=dataset.size)  # what the model will know (docs/design.md)
     run_info |= {name: str(path) for name, path in part_paths.items()}
     say(f"data: {dataset.describe}")
     if cls.trains_by_counting:
