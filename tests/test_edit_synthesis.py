@@ -2,11 +2,20 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from genlab.data.images import bundled_image
 from genlab.edit.baselines import INPAINT_BASELINES, bicubic_upscale, inpaint_baseline
-from genlab.edit.patchmatch import exact_nnf
-from genlab.edit.synthesis import SynthesisConfig, downsample, inpaint, reshuffle, resize, retarget
+from genlab.edit.patchmatch import exact_nnf, patchmatch
+from genlab.edit.synthesis import (
+    SynthesisConfig,
+    _bidirectional_step,
+    downsample,
+    inpaint,
+    reshuffle,
+    resize,
+    retarget,
+)
 from genlab.errors import GenlabError
 from genlab.eval.fidelity import psnr
 
@@ -120,3 +129,64 @@ def test_baselines_keep_known_pixels_and_bicubic_scales():
     assert np.allclose(up[1::4, 1::4].mean(), img.mean(), atol=0.02)
     with pytest.raises(GenlabError, match="unknown inpainting method"):
         inpaint_baseline(img, hole, "magic")
+
+
+# --- no holes: nothing comes out darker than the input near it ---------------------------------------------
+def too_dark(image: np.ndarray, out: np.ndarray, block: int = 4, reach: int = 2, tol: float = 0.02) -> list:
+    """The ``block×block`` blocks of ``out`` (a retargeting of ``image``) darker than everything near them.
+
+    Near: the output block at rows ``[y, y+b)``, columns ``[x, x+b)`` is compared with the input's rows
+    ``[y - reach, y + b + reach)`` and columns ``[x - max(0, w-W) - reach, x + b + max(0, W-w) + reach)`` (W, w the
+    input's and output's widths): retargeting removes (or adds) ``|W-w|`` columns somewhere, so output column x
+    shows input columns between x and x + W - w. Grey values; the block's mean must not be below the smallest
+    ``b×b`` block mean of the input in that window by more than ``tol`` (5 grey levels: averaging votes may
+    darken a little; a hole is black).
+    """
+    grey, out = image.mean(2), out.mean(2)
+    means = ndimage.uniform_filter(grey.astype(np.float64), block, mode="nearest")
+    W, (h, w) = grey.shape[1], out.shape
+    bad = []
+    for y in range(0, h - block + 1, block):
+        for x in range(0, w - block + 1, block):
+            rows = slice(max(0, y - reach), y + block + reach)
+            cols = slice(max(0, x - max(0, w - W) - reach), x + block + max(0, W - w) + reach)
+            if out[y : y + block, x : x + block].mean() < means[rows, cols].min() - tol:
+                bad.append((y, x))
+    return bad
+
+
+def dark_photo(name: str) -> np.ndarray:
+    """A bundled photo with dark regions at 128×128 (2×2 averaging twice), as RGB."""
+    img = bundled_image(name)
+    img = np.repeat(img[..., None], 3, 2) if img.ndim == 2 else img
+    return downsample(downsample(img))
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera"])
+def test_voting_a_nearly_converged_output_leaves_no_black_pixels(name):
+    # Late in EM most output patches are exact copies, so σ² (a percentile of the distances) collapses and the
+    # few poor matches get weights exp(-d / 2σ²) far below float32's range. Where only such votes cover a
+    # pixel (a corner is covered by one coherence patch) the old normalization divided ~0 by a floor: black.
+    img = dark_photo(name)
+    target = img[:, 16:112].copy()
+    target[-4:, :4] = 0.5  # a grey corner found nowhere in the input
+    out, _, _ = _bidirectional_step(img, target, None, None, SynthesisConfig(patch=7), patchmatch, 0)
+    assert np.isfinite(out).all()
+    assert too_dark(img, out) == []
+    assert out[-4:, :4].mean() > 0.1  # the corner is made of the input's values, not a hole
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera"])
+def test_retargeting_photos_with_dark_regions_leaves_no_holes(name):
+    img = dark_photo(name)
+    out = retarget(img, 128, 96, SynthesisConfig(patch=7))
+    assert too_dark(img, out) == []
+
+
+def test_filling_a_large_hole_leaves_no_black_centre():
+    # 120 pixels deep the confidence γ^-depth is 2e-14: summed as float32 and divided by a floor it made the
+    # centre of the hole black
+    img = (0.5 + 0.05 * np.random.default_rng(0).standard_normal((280, 400, 3))).astype(np.float32)
+    hole = square_hole(img.shape, 20, 20, 240)
+    out = inpaint(img, hole, SynthesisConfig(patch=7, iterations=1, em_coarse=2, em_fine=1))
+    assert out[hole].min() > img.min() - 0.05 and abs(out[hole].mean() - 0.5) < 0.02

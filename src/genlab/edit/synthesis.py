@@ -8,7 +8,8 @@ fine, with PatchMatch as the nearest-neighbour search (Barnes et al. 2009, §4):
 * **M-step (voting)** — every target pixel becomes the weighted mean of the values the overlapping matched
   patches propose for it (Wexler eq. 5). In a hole a patch's vote is weighted by its confidence ``γ^-depth``
   (Wexler §4, γ = 1.3), ``depth`` the distance of its centre from the known pixels, so votes anchored in known
-  pixels count most.
+  pixels count most. The weights are kept as logarithms and each pixel's votes are scaled by its largest one
+  (:func:`genlab.edit.voting.mean_vote`), so no pixel's total weight underflows to zero.
 
 Hole filling solves only the patches that touch the hole and matches them to patches that do not; known pixels are
 never changed. Retargeting is Simakov et al. 2008's bidirectional similarity: the output must be *coherent* (each
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from genlab.edit.patchmatch import NNF, add_patches, grid_shape, patch_grid_mask, patchmatch, upsample_nnf, vote
+from genlab.edit.patchmatch import NNF, grid_shape, patch_grid_mask, patchmatch, upsample_nnf
+from genlab.edit.voting import field_votes, mean_vote
 from genlab.errors import GenlabError
 
 FieldFn = Callable[..., NNF]  # patchmatch or patchmatch_torch (same signature)
@@ -99,18 +101,21 @@ def resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return sk_resize(img, shape, order=1, anti_aliasing=shrink, preserve_range=True).astype(np.float32)
 
 
-def similarity_weights(dist: np.ndarray) -> np.ndarray:
-    """Votes ``exp(-d / 2σ²)``, ``σ²`` the 75th percentile of the distances ``d`` (Wexler et al. 2007, §4)."""
+def log_similarity(dist: np.ndarray) -> np.ndarray:
+    """Log vote weights ``-d / 2σ²`` (weights ``exp(-d / 2σ²)``), ``σ²`` the 75th percentile of the distances
+    ``d`` (Wexler et al. 2007, §4). Once most patches match exactly σ² is tiny and the weights span thousands of
+    orders of magnitude: they are only ever used as logs (:func:`genlab.edit.voting.mean_vote`)."""
     sigma2 = max(float(np.percentile(dist, 75)), 1e-6)
-    return np.exp(-dist / (2 * sigma2)).astype(np.float32)
+    return -np.asarray(dist, np.float64) / (2 * sigma2)
 
 
-def confidence_weights(hole: np.ndarray, patch: int, gamma: float = 1.3) -> np.ndarray:
-    """Per patch (``H'×W'``): ``γ^-depth``, ``depth`` its centre's distance from the known pixels (Wexler §4)."""
+def log_confidence(hole: np.ndarray, patch: int, gamma: float = 1.3) -> np.ndarray:
+    """Per patch (``H'×W'``): the log of ``γ^-depth``, ``depth`` its centre's distance from the known pixels
+    (Wexler §4); 1e-15 a hundred pixels deep, so used only as a log."""
     depth = ndimage.distance_transform_edt(hole)
     c = patch // 2
     gh, gw = grid_shape(hole.shape, patch)
-    return (gamma ** -depth[c : c + gh, c : c + gw]).astype(np.float32)
+    return -math.log(gamma) * depth[c : c + gh, c : c + gw]
 
 
 # --- hole filling -----------------------------------------------------------------------------------------
@@ -141,12 +146,11 @@ def _fill_level(
             f"at {img.shape[1]}×{img.shape[0]} pixels no {p}×{p} patch lies outside the hole: "
             "use a smaller --patch or a smaller mask"
         )
-    weights = confidence_weights(hole, p)
+    log_w = log_confidence(hole, p)[active]  # in the order of field_votes
     nnf = None
     for step in range(steps):
         nnf = field_fn(img, img, p, cfg.iterations, active=active, allowed=allowed, init=init, seed=seed + step)
-        acc, weight = vote(img, nnf, img.shape, weights=weights, active=active)
-        filled = acc / np.maximum(weight, 1e-8)[..., None]
+        filled, _ = mean_vote(img, img.shape, *field_votes(nnf, active), log_w, p)  # every hole pixel is covered
         img[hole] = filled[hole]
         init = nnf.field
     return nnf
@@ -214,13 +218,20 @@ def _bidirectional_step(
     s2t = field_fn(source, target, p, cfg.iterations, init=complete, seed=seed + 1)
     n_t, n_s = t2s.dist.size, s2t.dist.size
     # coherence: each target patch votes its match in S, weight 1/N_T (Simakov eq. 2) × similarity
-    acc, weight = vote(source, t2s, target.shape, weights=similarity_weights(t2s.dist) / n_t)
-    # completeness: each source patch votes itself at its match in T, weight 1/N_S
-    sy, sx = np.indices(s2t.dist.shape).reshape(2, -1)
-    target_yx = s2t.field.reshape(-1, 2)
-    ws = similarity_weights(s2t.dist).reshape(-1) / n_s
-    add_patches(acc, weight, source, target_yx, np.stack([sy, sx], 1), ws, p)
-    return acc / np.maximum(weight, 1e-12)[..., None], t2s.field, s2t.field
+    coh_t, coh_s = field_votes(t2s)
+    coh_w = log_similarity(t2s.dist).reshape(-1) - math.log(n_t)
+    # completeness: each source patch votes itself at its match in T, weight 1/N_S × similarity
+    com_t, com_s = s2t.field.reshape(-1, 2), np.indices(s2t.dist.shape).reshape(2, -1).T
+    com_w = log_similarity(s2t.dist).reshape(-1) - math.log(n_s)
+    out, _ = mean_vote(  # every target pixel is covered by a coherence vote
+        source,
+        target.shape,
+        np.concatenate([coh_t, com_t]),
+        np.concatenate([coh_s, com_s]),
+        np.concatenate([coh_w, com_w]),
+        p,
+    )
+    return out, t2s.field, s2t.field
 
 
 def retarget(
