@@ -5,7 +5,7 @@
 
 Reports: runs, commands tried per verb, tracebacks, files changed outside the named output, inputs clobbered,
 invalid JSON outputs, the exit-code histogram, and every failing command with its problems and stderr's tail
-(each command runs in a fresh copy of a sandbox of small inputs; the sandbox and the checker are in tests/fuzz_sandbox.py).
+(each command runs in a fresh copy of a sandbox of small inputs: tests/fuzz_sandbox.py holds it and the checker).
 The checker's rules are in tests/fuzz_cli.py's docstring; tests/test_fuzz.py runs a bounded, derandomized subset.
 """
 
