@@ -3,11 +3,17 @@
 ``check_fits(nbytes, what)`` refuses work that cannot fit with a :class:`GenlabError` that states both sizes, so a
 config with ``n_embd = 100000`` stops with one line instead of swapping for minutes and being killed. Where the
 free memory cannot be read (an OS without ``/proc/meminfo``) the check passes: it must never refuse work that fits.
+
+``reuse_freed_memory()`` keeps glibc from handing large freed blocks back to the kernel while a loop runs, so a
+loop that allocates the same large tensors every step reuses their pages instead of faulting fresh ones in.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from genlab.errors import GenlabError
@@ -70,3 +76,41 @@ def check_fits(nbytes: int, what: str, *, available: int | None = None, where: s
     free = available_bytes() if available is None else available
     if free is not None and nbytes > free:
         raise GenlabError(f"{what} needs ~{format_bytes(nbytes)}; {where} has ~{format_bytes(free)} available")
+
+
+# glibc's mallopt parameters (malloc.h) and their defaults
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it (musl and macOS: no such library or symbol)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+@contextmanager
+def reuse_freed_memory() -> Iterator[None]:
+    """Inside the block, freed memory stays in the process (glibc; elsewhere a no-op) and is handed back at its end.
+
+    glibc serves blocks of 32 MiB and more (a 512x512x32 float activation) with a fresh ``mmap`` and returns them
+    with ``munmap`` when freed, so a training loop that allocates them every step page-faults every page of them in
+    again: a Deep Image Prior step on a 512x512 image took 275,000 page faults, a third of its CPU time in the
+    kernel. With ``mmap`` off (blocks come from the heap) and no trimming, the pages are reused; ``malloc_trim``
+    gives them back when the block ends.
+    """
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)

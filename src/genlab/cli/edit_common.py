@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Any
 
 from genlab.cli.common import POSITIVE, SEED, json_out
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, GenlabWarning
 
 EDIT_MAX_PIXELS = 16_000_000  # default --max-pixels of the edit tasks (patch-based and classic methods)
 
@@ -43,6 +44,23 @@ def progress(args: argparse.Namespace, total: int | None, unit: str, desc: str):
         yield bar
     finally:
         bar.close()
+
+
+#: work estimated to take longer than this (seconds) is announced before it starts
+ANNOUNCE_SECONDS = 60.0
+
+
+def announce(what: str, seconds: float, steps: int, unit: str, faster: str) -> None:
+    """Before long work starts: one warning line with its estimated duration and how to make it faster.
+
+    A warning, so that it reaches the user with --quiet (which only hides the progress bar) and on stderr with
+    --json. Nothing for work estimated under :data:`ANNOUNCE_SECONDS`."""
+    if seconds < ANNOUNCE_SECONDS:
+        return
+    minutes = max(1, round(seconds / 60))
+    duration = f"about {minutes} minute{'s' * (minutes != 1)}"
+    units = f"{steps:,} {unit}{'s' * (steps != 1)}"
+    warnings.warn(f"{what} will take {duration} ({units}); {faster} makes it faster", GenlabWarning, stacklevel=2)
 
 
 def read_input(args: argparse.Namespace, src: str) -> Any:

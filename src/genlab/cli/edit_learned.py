@@ -12,6 +12,7 @@ from genlab.cli.edit_common import (
     DEVICE_HELP,
     REFERENCE_HELP,
     add_common_options,
+    announce,
     check_output_size,
     fidelity,
     finish,
@@ -21,7 +22,19 @@ from genlab.cli.edit_common import (
 from genlab.errors import GenlabError
 
 DIP_MAX_PIXELS = 4_000_000  # default --max-pixels (output) for Deep Image Prior: its activations grow with it
-DIP_ITERATIONS_HELP = "optimizer steps (default per task: denoise 1000, dejpeg 600, superres 1000, inpaint 1500)"
+DIP_ITERATIONS_HELP = (
+    "optimizer steps (default per task up to 256x256 output: denoise 1000, dejpeg 600, superres 1000, inpaint 1500; "
+    "larger outputs get fewer, at least 300, costing what these cost at 256x256)"
+)
+#: what Deep Image Prior is and costs: printed once, in each restoration task's description
+DIP_PARAGRAPH = (
+    "Deep Image Prior (Ulyanov et al. 2018) fits an untrained encoder-decoder, from a fixed noise input, to this "
+    "image alone; the network reproduces natural structure before noise, so stopping early restores. Up to 256x256 "
+    "the defaults are width 32 and the full steps (denoise: about 4 minutes of one CPU core); larger outputs get "
+    "width 16 and the steps that cost the same (a 512x512 photo: 500 steps, at some loss of quality: "
+    "docs/edit.md). A run estimated at over a minute is announced before it starts. Use a GPU (--device cuda) for "
+    "--width 128. Any size works (padded to a multiple of 32, cropped back)."
+)
 
 
 def add_dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bool = True) -> None:
@@ -32,7 +45,9 @@ def add_dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bo
         )
         g.add_argument("--device", help=DEVICE_HELP)
     g.add_argument(
-        "--width", type=Num(int, 1, 1024), default=32, help="channels per level (128 = the paper's 2.2 M-parameter net)"
+        "--width",
+        type=Num(int, 1, 1024),
+        help="channels per level (default: 32 up to 256x256 output, 16 beyond; 128 = the paper's 2.2 M-parameter net)",
     )
     g.add_argument("--lr", type=Num(float, gt=0, hi=10), default=0.01, help="Adam learning rate")
     g.add_argument(
@@ -40,7 +55,7 @@ def add_dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bo
         type=Num(float, 0, 10),
         default=1 / 30,
         dest="reg_noise",
-        help="std of the noise added to the input at every step (0: off)",
+        help="std of the noise added to the input at every step (0: off; default: 1/30, the paper's)",
     )
     g.add_argument(
         "--average", type=Num(float, 0, lt=1), default=0.99, help="exponential average of the outputs (0: last output)"
@@ -71,15 +86,26 @@ def add_dip_options(p: argparse.ArgumentParser, *, own_iterations_and_device: bo
 
 # --- Deep Image Prior tasks -------------------------------------------------------------------------------
 def run_dip(args: argparse.Namespace, task: str, image: Any, *, mask: Any = None) -> tuple[Any, dict[str, Any]]:
-    from genlab.edit.dip import DEFAULT_ITERATIONS, DIPConfig, deep_image_prior
+    from genlab.edit.dip import DIPConfig, deep_image_prior, dip_defaults, step_seconds
     from genlab.runtime import best_device
 
     scale = getattr(args, "scale", 1) if task == "superres" else 1
     h, w = image.shape[0] * scale, image.shape[1] * scale
     check_output_size(args, h, w)
-    iterations = args.iterations if args.iterations is not None else DEFAULT_ITERATIONS[task]
+    default_iterations, default_width = dip_defaults(task, h * w)
+    iterations = args.iterations if args.iterations is not None else default_iterations
+    width = args.width if args.width is not None else default_width
+    device = best_device(args.device)
+    if device.type == "cpu":  # the measured cost is a CPU one (one thread: with more, or a busy CPU, it differs)
+        announce(
+            f"Deep Image Prior ({task}, {w}×{h}, width {width})",
+            iterations * step_seconds(h * w, width),
+            iterations,
+            "step",
+            "--iterations, --width, --time-budget or --device cuda",
+        )
     cfg = DIPConfig(
-        width=args.width,
+        width=width,
         lr=args.lr,
         reg_noise=args.reg_noise,
         average=args.average,
@@ -100,10 +126,11 @@ def run_dip(args: argparse.Namespace, task: str, image: Any, *, mask: Any = None
             bar.update(1)
 
         result = deep_image_prior(
-            task, image, cfg, mask=mask, scale=scale, reference=reference, device=best_device(args.device), on_step=step
+            task, image, cfg, mask=mask, scale=scale, reference=reference, device=device, on_step=step
         )
     extra = {
         "iterations": result.iterations,
+        "network_width": width,
         "stopped": result.stopped,
         "parameters": result.num_params,
         "history": result.history,
@@ -153,11 +180,7 @@ def add_restore(tasks: argparse._SubParsersAction, task: str) -> None:
         task,
         help=short,
         formatter_class=Formatter,
-        description=f"{short[0].upper() + short[1:]}. Deep Image Prior (Ulyanov et al. 2018) fits an untrained "
-        "encoder-decoder, from a fixed noise input, to this image alone; the network reproduces natural structure "
-        "before noise, so stopping early restores. On 2 CPU cores a step takes ~0.1-0.4 s for a 256x256 image with "
-        "the default --width 32, so the defaults take a few minutes; use a GPU (--device cuda) for --width 128. Any "
-        "size works (padded to a multiple of 32, cropped back).",
+        description=f"{short[0].upper() + short[1:]}. {DIP_PARAGRAPH}",
         epilog=f"examples:\n  {examples}\n",
     )
     p.add_argument("--image", required=True, help="the degraded image (a file or a bundled photo's name)")

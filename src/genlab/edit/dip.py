@@ -34,17 +34,43 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import GenlabError
+from genlab.memory import reuse_freed_memory
 from genlab.nn.skipnet import SkipEncoderDecoder
 
 TASKS = ("denoise", "dejpeg", "inpaint", "superres")
 
-#: iterations per task when none is given: a few minutes on 2 CPU cores for a ~256² image (paper: 1,800-3,000)
+#: iterations per task for an image up to ~256² (paper: 1,800-3,000); larger images get fewer (dip_defaults)
 DEFAULT_ITERATIONS = {"denoise": 1000, "dejpeg": 600, "inpaint": 1500, "superres": 1000}
+DEFAULT_WIDTH = 32  # channels per level up to ~256²; larger images get SMALL_WIDTH
+SMALL_WIDTH = 16
+#: CPU seconds of one step, per megapixel of output and per channel of width, on one thread: the cost grows
+#: linearly with the width from 16 to 32 and with the pixels from 256² up. Measured with bench/dip_step.py --sizes
+#: 256 512 --widths 16 24 32 on a 2-core Intel Xeon (torch 2.13, 1 thread): 1.87, 2.93, 3.69 s per megapixel.
+STEP_SECONDS_PER_MEGAPIXEL_CHANNEL = 0.115
+FULL_DEFAULTS_PIXELS = 256 * 256  # up to this output size the defaults are the full ones; beyond, the same cost
+MIN_DEFAULT_ITERATIONS = 300  # fewer steps than this leave the noise in: past it, let the estimate speak
+
+
+def step_seconds(pixels: int, width: int) -> float:
+    """Estimated CPU seconds of one step for an output of ``pixels`` at ``width`` (one thread; see above)."""
+    return STEP_SECONDS_PER_MEGAPIXEL_CHANNEL * width * max(pixels, FULL_DEFAULTS_PIXELS) / 1e6
+
+
+def dip_defaults(task: str, pixels: int) -> tuple[int, int]:
+    """``(iterations, width)`` for ``task`` on an output of ``pixels``: the full defaults up to 256²; beyond, width
+    16 and the steps that cost what the full defaults cost at 256² (denoise: ~4 minutes of one core), at least 300.
+    """
+    full = DEFAULT_ITERATIONS[task]
+    if pixels <= FULL_DEFAULTS_PIXELS:
+        return full, DEFAULT_WIDTH
+    budget = full * step_seconds(FULL_DEFAULTS_PIXELS, DEFAULT_WIDTH)
+    fit = int(budget / step_seconds(pixels, SMALL_WIDTH)) // 50 * 50
+    return max(MIN_DEFAULT_ITERATIONS, min(full, fit)), SMALL_WIDTH
 
 
 @dataclass
 class DIPConfig:
-    width: int = 32  # channels per level; 128 is the paper's 2.2 M-parameter network (a GPU job)
+    width: int = DEFAULT_WIDTH  # channels per level; 128 is the paper's 2.2 M-parameter network (a GPU job)
     depth: int = 5  # levels of the encoder-decoder
     skip: int = 4  # channels of each skip connection
     input_channels: int = 32  # channels of the fixed noise z
@@ -153,43 +179,50 @@ def deep_image_prior(
     ref = None if reference is None else torch.from_numpy(reference.transpose(2, 0, 1).copy())[None].float()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     stopper = _VarianceStop(cfg.window, cfg.patience) if cfg.patience else None
-    average, history, stopped = torch.zeros(()), [], "iterations"
+    history, stopped = [], "iterations"
+    # buffers reused every step (a 512² image's noise is 32 MiB): the same values as fresh tensors, no new memory
+    noise = torch.empty(z.shape) if cfg.reg_noise else None
+    noisy_z = torch.empty_like(z) if cfg.reg_noise else z
+    average = torch.zeros(1, c, out_h, out_w, device=device)
     start = time.perf_counter()
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     flush = torch.set_flush_denormal(True)  # denormal floats make CPU steps 2-8× slower
     try:
-        for it in range(1, iterations + 1):
-            noise = torch.randn(z.shape, generator=gen).to(device) * cfg.reg_noise if cfg.reg_noise else 0.0
-            opt.zero_grad(set_to_none=True)
-            out = net(z + noise)[..., :out_h, :out_w]
-            pred = downsample(out, (h, w)) if task == "superres" else out
-            loss = (
-                ((pred - target) ** 2 * known).sum() / (known.sum() * c)
-                if known is not None
-                else F.mse_loss(pred, target)
-            )
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                average = average * cfg.average + out.detach() * (1 - cfg.average)
-                result = average / (1 - cfg.average**it)  # bias-corrected exponential average
-                figures = {"iteration": it, "loss": float(loss)}
-                if ref is not None:
-                    figures["psnr"] = _psnr(result.cpu(), ref)
-                if it % cfg.log_every == 0 or it == iterations:
-                    history.append(figures)
-                if on_step is not None:
-                    on_step(it, figures)
-                if stopper is not None and stopper.update(result):
-                    stopped = "patience"
-                elif cfg.min_loss and float(loss) < cfg.min_loss:
-                    stopped = "min_loss"
-                elif cfg.time_budget and time.perf_counter() - start >= cfg.time_budget:
-                    stopped = "time_budget"
-            if stopped != "iterations":
-                break
+        with reuse_freed_memory():
+            for it in range(1, iterations + 1):
+                if noise is not None:
+                    noise.normal_(generator=gen).mul_(cfg.reg_noise)  # = torch.randn(z.shape, generator=gen) * σ
+                    torch.add(z, noise.to(device), out=noisy_z)
+                opt.zero_grad(set_to_none=True)
+                out = net(noisy_z)[..., :out_h, :out_w]
+                pred = downsample(out, (h, w)) if task == "superres" else out
+                loss = (
+                    ((pred - target) ** 2 * known).sum() / (known.sum() * c)
+                    if known is not None
+                    else F.mse_loss(pred, target)
+                )
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    average.mul_(cfg.average).add_(out.detach() * (1 - cfg.average))
+                    result = average / (1 - cfg.average**it)  # bias-corrected exponential average
+                    figures = {"iteration": it, "loss": float(loss)}
+                    if ref is not None:
+                        figures["psnr"] = _psnr(result.cpu(), ref)
+                    if it % cfg.log_every == 0 or it == iterations:
+                        history.append(figures)
+                    if on_step is not None:
+                        on_step(it, figures)
+                    if stopper is not None and stopper.update(result):
+                        stopped = "patience"
+                    elif cfg.min_loss and float(loss) < cfg.min_loss:
+                        stopped = "min_loss"
+                    elif cfg.time_budget and time.perf_counter() - start >= cfg.time_budget:
+                        stopped = "time_budget"
+                if stopped != "iterations":
+                    break
     finally:
         if flush:
             torch.set_flush_denormal(False)
