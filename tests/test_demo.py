@@ -50,12 +50,68 @@ def test_shipped_diffusion_model_draws_the_asked_digit():
     assert (predicted == classes).float().mean() >= 0.9
 
 
+def test_text_samples_are_cut_at_a_line_or_sentence_end():
+    from genlab.demo import cut_at_line_end
+
+    assert cut_at_line_end(" God created the heaven.\nAnd the ear") == " God created the heaven."
+    assert cut_at_line_end(" was light. And God sa") == " was light."
+    assert cut_at_line_end(" one line.\ntwo lines:\nthree") == " one line.\ntwo lines:"
+    assert cut_at_line_end(" no end at all") == " no end at all"
+
+
+def test_demo_prints_a_line_as_each_section_starts_and_ends_unless_quiet(cli, tmp_path, monkeypatch):
+    import genlab.demo
+
+    sections = [("first", lambda out, seed: "<h2>First</h2>"), ("second", lambda out, seed: "<h2>Second</h2>")]
+    monkeypatch.setattr(genlab.demo, "SECTIONS", sections)
+    r = cli("demo", "--out", tmp_path / "loud")
+    assert r.code == 0, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 4 and "[1/2] first: started" in lines[0] and "[2/2] second: done in" in lines[3]
+    assert all(" s" in line for line in lines)
+    page = (tmp_path / "loud" / "index.html").read_text(encoding="utf-8")
+    assert "<h2>First</h2>" in page and "<h2>Second</h2>" in page
+    r = cli("demo", "--out", tmp_path / "quiet", "--quiet")
+    assert r.code == 0 and r.err == "" and "index.html" in r.out
+
+
+@pytest.mark.slow
+def test_segmentation_panel_shows_the_whole_and_the_part_the_model_gets_right():
+    from genlab.demo.segment import MIN_IOU, find_scene
+    from genlab.segment.predictor import SegmentPredictor
+
+    found = find_scene(SegmentPredictor.load(), seed=0)
+    assert found["index"] < 50  # the held-out stream still has such a scene early on
+    assert min(found["gt_iou"]) >= MIN_IOU >= 0.95
+    whole, part = (found["masks"][found[k]] for k in ("whole", "piece"))
+    assert whole.sum() > 2 * part.sum() > 0 and (part & ~whole).sum() <= 0.05 * part.sum()  # nested, distinct sizes
+
+
+@pytest.mark.slow
+def test_guidance_rows_differ_visibly():
+    import genlab
+    from genlab.demo import GUIDANCE_W, guidance_rows
+
+    rows = guidance_rows(genlab.load(task="image"), seed=0)
+    assert list(rows) == list(GUIDANCE_W)
+    images = list(rows.values())
+    for a, b in zip(images, images[1:], strict=False):
+        assert (a - b).abs().mean().item() > 0.04  # mean absolute pixel difference, pixels in [0, 1]
+
+
 @pytest.mark.slow
 def test_demo_writes_a_report(cli, tmp_path):
+    import re
+
     r = cli("demo", "--out", tmp_path / "demo")
     assert r.code == 0, r
+    assert r.err.count("started at") == r.err.count("done in") == 5
     page = (tmp_path / "demo" / "index.html").read_text(encoding="utf-8")
+    titles = ("Text: a GPT", "Images: class-conditional diffusion", "Text to image", "Example-based image editing")
+    assert all(t in page for t in (*titles, "Segmentation", "Failure case", "warm"))
     assert "In the beginning" in page and "bits/char" in page and "tokens/s" in page
+    samples = re.findall(r"<div class='sample'><b>[^<]*</b>([^<]*)<div", page)
+    assert len(samples) == 3 and all(s.rstrip()[-1] in ".,:;!?" for s in samples)  # each ends at a line end
     assert "predicted IoU" in page and (tmp_path / "demo" / "seg_everything.png").is_file()
-    for png in ("digits_ddim.png", "digits_ddpm.png", "digits_dpmpp.png", "digits_w3.png", "digits_morph.png"):
+    for png in ("digits_ddim.png", "digits_ddpm.png", "digits_dpmpp.png", "digits_w10.png", "digits_morph.png"):
         assert (tmp_path / "demo" / png).is_file() and png in page

@@ -18,10 +18,15 @@ def _timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
     return out, time.perf_counter() - start
 
 
+MIN_WIDTH = 256  # pixels: smaller results are written enlarged (nearest neighbour) to at least this width
+
+
 def _figure(out_dir: Path, name: str, image: np.ndarray, caption: str) -> str:
-    write_image(out_dir / name, image)
+    scale = -(-MIN_WIDTH // image.shape[1])  # ceiling division: 1 for images already wide enough
+    shown = image.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else image
+    write_image(out_dir / name, shown)
     return (
-        f"<figure><img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
+        f"<figure><img src='{html.escape(name)}' width='{shown.shape[1]}' alt='{html.escape(caption)}'>"
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
 
@@ -34,6 +39,15 @@ def edit_section(out_dir: Path, seed: int) -> str:
     from genlab.edit.synthesis import SynthesisConfig, inpaint, reshuffle, retarget
     from genlab.edit.texture import efros_leung, quilt
     from genlab.eval.fidelity import psnr
+
+    # warm-up on tiny inputs: the first calls compile the numba kernels, so the timings below are warm runs
+    tiny = np.random.default_rng(seed).random((24, 24, 3), dtype=np.float32)
+    quilt(tiny, (32, 32), seed=seed)
+    efros_leung(tiny[:12, :12], (14, 14), window=9, seed=seed)
+    small_hole = np.zeros(tiny.shape[:2], bool)
+    small_hole[8:12, 8:12] = True
+    inpaint(tiny, small_hole, SynthesisConfig(seed=seed))
+    patchmatch(tiny, tiny[::-1].copy(), 7, 1, seed=seed)  # retarget and reshuffle run the same kernels
 
     figs: list[str] = []
     brick = np.repeat(bundled_image("brick")[:96, :96, None], 3, axis=2)
@@ -116,9 +130,11 @@ def edit_section(out_dir: Path, seed: int) -> str:
         "<h2>Example-based image editing</h2>"
         "<p>Texture synthesis (Efros–Leung, image quilting), the PatchMatch nearest-neighbour field, hole filling, "
         "retargeting and reshuffling on top of it, and Deep Image Prior denoising, on bundled photos. "
+        "Timings are of warm runs (numba's kernels compiled beforehand); small results are shown enlarged "
+        "(nearest neighbour). "
         "Try: <code>genlab edit inpaint --image photo.jpg --mask hole.png --out filled.png</code>; "
         "<code>genlab edit --help</code> lists every task.</p>"
-        "<style>figure{display:inline-block;margin:.4rem;vertical-align:top;max-width:15rem}"
-        "figure img{max-width:15rem;image-rendering:pixelated}figcaption{font-size:.8rem;color:#555}</style>"
-        + "".join(figs)
+        "<style>figure{display:inline-block;margin:.4rem;vertical-align:top;max-width:16rem}"
+        "figure img{max-width:16rem;height:auto;image-rendering:pixelated}"
+        "figcaption{font-size:.8rem;color:#555}</style>" + "".join(figs)
     )
