@@ -215,3 +215,25 @@ def test_every_task_has_help_with_examples(cli):
     for task in ("texture", "inpaint", "retarget", "reshuffle", "denoise", "dejpeg", "superres", "nnf"):
         r = cli("edit", task, "--help")
         assert r.code == 0 and "examples:" in r.out and f"genlab edit {task}" in r.out, task
+
+
+@pytest.mark.parametrize(
+    "task, args",
+    [
+        ("retarget", ["retarget", "--image", "{d}/photo.png", "--width", "50"]),
+        ("inpaint", ["inpaint", "--image", "{d}/photo.png", "--mask", "{d}/hole.png"]),
+        ("quilting", ["texture", "--sample", "{d}/photo.png", "--size", "64x64"]),
+    ],
+)
+def test_long_patch_work_is_announced_before_it_starts(cli, photo, monkeypatch, task, args):
+    """The estimate comes from a measured constant: a small image is quiet, the same work priced high is announced."""
+    import genlab.cli.edit_common as common
+
+    _, d = photo
+    command = ["edit", *[a.format(d=d) for a in args], "--out", f"{d}/o.png", "--quiet"]
+    r = cli(*command)
+    assert r.code == 0 and "will take about" not in r.err, r
+    monkeypatch.setitem(common.PATCH_SECONDS_PER_MEGAPIXEL, task, 1e9)
+    r = cli(*command)
+    announced = [ln for ln in r.err.splitlines() if "will take about" in ln]
+    assert r.code == 0 and len(announced) == 1 and "makes it faster" in announced[0], r

@@ -13,9 +13,12 @@ from typing import Any
 
 from genlab.cli.common import NATURAL, POSITIVE, Formatter, Num
 from genlab.cli.edit_common import (
+    EFROS_LEUNG_SECONDS,
     PATCH_DEVICE_HELP,
     REFERENCE_HELP,
     add_common_options,
+    announce,
+    announce_patch_work,
     check_output_size,
     fidelity,
     finish,
@@ -76,6 +79,11 @@ def cmd_texture(args: argparse.Namespace) -> int:
     sample = read_input(args, args.sample)
     h, w = parse_size(args.size)
     check_output_size(args, h, w)
+    if args.method == "quilting":
+        announce_patch_work("quilting", h, w)
+    else:
+        seconds = EFROS_LEUNG_SECONDS * h * w * sample.shape[0] * sample.shape[1] * args.window**2
+        announce(f"Efros-Leung ({w}×{h})", seconds, h * w, "pixel", "--method quilting, a smaller sample or --window")
     start = time.perf_counter()
     if args.method == "quilting":
         with progress(args, None, "block", "quilting") as bar:
@@ -162,6 +170,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
         args.iterations = 3 if args.iterations is None else args.iterations
         cfg = _synthesis_config(args, image.shape)
+        announce_patch_work("inpaint", *image.shape[:2])
         levels = min(count_levels(image.shape, cfg), hole_levels(hole, cfg.patch))
         with progress(args, levels, "level", "inpainting") as bar:
             out = inpaint(image, hole, cfg, field_fn=patchmatch_fn(args.device), progress=lambda n: bar.update(1))
@@ -248,6 +257,7 @@ def cmd_retarget(args: argparse.Namespace) -> int:
             raise GenlabError(f"--{name} {new}: at most 4× the input's {name} ({old}); enlarge in several runs")
     check_output_size(args, h, w)
     cfg = _synthesis_config(args, image.shape)
+    announce_patch_work("retarget", h, w)
     start = time.perf_counter()
     with progress(args, count_levels((min(h0, h), min(w0, w)), cfg), "level", "retargeting") as bar:
         out = retarget(image, h, w, cfg, field_fn=patchmatch_fn(args.device), progress=lambda n: bar.update(1))
@@ -284,6 +294,7 @@ def cmd_reshuffle(args: argparse.Namespace) -> int:
     region = parse_region(args.region, image.shape)
     to = parse_point(args.to, (region[3] - region[1], region[2] - region[0]), image.shape)
     cfg = _synthesis_config(args, image.shape)
+    announce_patch_work("reshuffle", *image.shape[:2])
     if args.margin is not None and args.margin < 0:
         raise GenlabError(f"--margin {args.margin}: must be at least 0")
     start = time.perf_counter()
