@@ -42,7 +42,7 @@ examples:
   genlab generate image --prompt "a large blue triangle at the bottom right" --guidance 5 --out t.png
   genlab classify image t.png --labels "a circle,a triangle,a star"          # CLIP zero-shot
   genlab edit inpaint --image photo.jpg --mask hole.png --out filled.png   # also texture, retarget, denoise, ...
-  genlab segment photo.png --point 120,80 --out mask.png     # Segment-Anything-style: clicks, --box, --all
+  genlab segment scene.png --point 32,36 --out mask.png      # Segment-Anything-style: clicks, --box, --all
 
 Every verb has its own --help. Docs: docs/index.md in the source tree.
 """

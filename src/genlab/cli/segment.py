@@ -186,15 +186,16 @@ def add_segment(sub: argparse._SubParsersAction) -> None:
         "each and keeps the best, or all 3 with --multimask. --all prompts a grid of points and keeps the confident, "
         "stable, distinct masks. The default model is the shipped sam-shapes (64×64 drawn shapes; see its "
         "MODEL_CARD.md); train your own with `genlab train segment`.",
-        epilog="""examples:
-  genlab segment photo.png --point 120,80 --out mask.png                   # one foreground click → the best mask
-  genlab segment photo.png --point 120,80 --point 200,40,0 --out mask.png --json  # L: 1 foreground, 0 background
-  genlab segment photo.png --box 30,30,180,160 --multimask --out masks/     # 3 masks + predicted IoU each, overlay.png
-  genlab segment photo.png --box 10,10,60,60 --box 70,20,120,90 --out masks/   # one mask per box, one batched call
-  genlab segment photo.png --box 30,30,180,160 --refine 1 --out mask.png   # the answer fed back once as a mask prompt
-  genlab segment photo.png --all --out everything.png                       # segment everything: a coloured overlay
-  genlab segment photo.png --all --format coco-rle --out everything.json    # COCO RLE records (pycocotools reads them)
-  genlab segment photo.png --all --format polygons --out everything.json --points-per-side 24 --min-area 20
+        epilog="""examples (scene.png: a 64×64 drawn scene, what the shipped model knows; photos need your own model):
+  genlab segment scene.png --point 32,36 --out mask.png                     # one foreground click → the best mask
+  genlab segment scene.png --point 32,36 --point 5,5,0 --out mask.png --json   # L: 1 foreground, 0 background
+  genlab segment scene.png --box 16,16,48,52 --multimask --out masks/       # 3 masks + predicted IoU each, overlay.png
+  genlab segment scene.png --box 2,2,30,30 --box 34,34,62,62 --out masks/   # one mask per box, one batched call
+  genlab segment scene.png --box 16,16,48,52 --refine 1 --out mask.png      # the answer fed back once as a mask prompt
+  genlab segment scene.png --all --out everything.png                       # segment everything: a coloured overlay
+  genlab segment scene.png --all --format coco-rle --out everything.json    # COCO RLE records (pycocotools reads them)
+  genlab segment scene.png --all --format polygons --out everything.json --points-per-side 24 --min-area 20
+  genlab segment photo.png --point 120,80 --model runs/my-sam --out mask.png   # a photo, with a model you trained
 
 outputs: --format png writes a mask PNG (white = inside) for one mask, a folder (mask_N.png + overlay.png) when --out
 ends with /, or the overlay for --all; coco-rle and polygons write JSON with area, bbox (x, y, w, h), predicted_iou,
