@@ -230,7 +230,7 @@ def make_inputs(argv: list[str], cwd: Path, home: Path) -> list[str]:
             if suffix == ".jsonl":
                 lines = [json.dumps({"text": line}) for line in lines]
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        elif before == "--data" and token.startswith(str(home)) and not path.exists():
+        elif before == "--data" and (token.startswith(str(home)) or token.endswith("/")) and not path.exists():
             if argv[:2] == ["train", "segment"]:
                 segment_folder(path)
             else:

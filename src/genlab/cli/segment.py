@@ -186,7 +186,7 @@ def add_segment(sub: argparse._SubParsersAction) -> None:
         "each and keeps the best, or all 3 with --multimask. --all prompts a grid of points and keeps the confident, "
         "stable, distinct masks. The default model is the shipped sam-shapes (64×64 drawn shapes; see its "
         "MODEL_CARD.md); train your own with `genlab train segment`.",
-        epilog="""examples (scene.png: a 64×64 drawn scene, what the shipped model knows; photos need your own model):
+        epilog="""examples:   (scene.png: a 64×64 drawn scene, what the shipped model knows; photos need your own model)
   genlab segment scene.png --point 32,36 --out mask.png                     # one foreground click → the best mask
   genlab segment scene.png --point 32,36 --point 5,5,0 --out mask.png --json   # L: 1 foreground, 0 background
   genlab segment scene.png --box 16,16,48,52 --multimask --out masks/       # 3 masks + predicted IoU each, overlay.png
