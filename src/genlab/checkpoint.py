@@ -33,8 +33,6 @@ from genlab.io import (
     atomic_path,
     carry_over,
     check_writable,
-    exchange,
-    fsync_path,
     fsync_tree,
     read_json,
     read_manifest,
@@ -180,15 +178,8 @@ def _set_aside(d: Path) -> Path:
         shutil.rmtree(aside)  # a --force run that was stopped after its first checkpoint: that one is current now
     tmp = sibling(d, SAVING)
     tmp.mkdir()
-    if aside.exists():  # an earlier --force run stopped before its first checkpoint: the older run stays aside
-        swap_in(tmp, d)
-        return aside
-    if exchange(tmp, d):
-        os.rename(tmp, aside)  # after the exchange it holds the replaced run
-    else:
-        os.rename(d, aside)
-        os.rename(tmp, d)
-    fsync_path(d.parent)
+    # an earlier --force run stopped before its first checkpoint: the older run stays aside, this one goes
+    swap_in(tmp, d, keep=None if aside.exists() else aside)
     return aside
 
 

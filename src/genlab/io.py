@@ -185,27 +185,34 @@ def exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
-def swap_in(new: Path, target: Path) -> None:
-    """Make the finished folder ``new`` (``sibling(target, SAVING)``) be ``target``, replacing what was there.
+def swap_in(new: Path, target: Path, *, keep: Path | None = None) -> None:
+    """Make the finished folder ``new`` (``sibling(target, SAVING)``) be ``target``, replacing what was there;
+    ``keep``: where the replaced folder goes instead of being removed (``--force``'s run set aside).
 
-    One atomic exchange where the system has it; else ``target`` → ``.NAME.old``, ``new`` → ``target``, remove the
-    old. Whatever step a crash interrupts, :func:`recover_folder` completes or rolls it back."""
+    One atomic exchange where the system has it; else ``target`` → ``.NAME.old`` (or ``keep``), ``new`` →
+    ``target``, remove the old. Whatever step a crash interrupts, :func:`recover_folder` completes or rolls it
+    back."""
     parent = target.parent
     if not target.exists():
         os.rename(new, target)
         fsync_path(parent)
         return
-    if exchange(new, target):
-        fsync_path(parent)
-        shutil.rmtree(new)  # now the old folder
+    if exchange(new, target):  # ``new`` now holds the replaced folder
+        if keep is None:
+            fsync_path(parent)
+            shutil.rmtree(new)
+        else:
+            os.rename(new, keep)
+            fsync_path(parent)
         return
-    old = sibling(target, OLD)
+    old = sibling(target, OLD) if keep is None else keep
     if old.exists():
         shutil.rmtree(old)
     os.rename(target, old)
     os.rename(new, target)
     fsync_path(parent)
-    shutil.rmtree(old)
+    if keep is None:
+        shutil.rmtree(old)
 
 
 def recover_folder(target: Path, *, writer: bool, complete: Callable[[Path], bool] = lambda p: True) -> None:
