@@ -88,6 +88,12 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line (a metrics log); a non-finite figure is written as null."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:

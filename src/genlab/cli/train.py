@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
 from typing import Any
@@ -16,6 +15,7 @@ from genlab.io import MAX_PIXELS
 def cmd_train(args: argparse.Namespace) -> int:
     from genlab.config import parse_set
     from genlab.models.base import TrainOptions
+    from genlab.train.distributed import launched_rank
     from genlab.train.run import train
 
     overrides: dict[str, Any] = parse_set(args.set)
@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         quiet=args.quiet,
     )
-    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports; the others saved nothing themselves
+    if launched_rank() != 0:  # under torchrun rank 0 reports; the others saved nothing themselves
         return 130 if summary.get("stopped") == "interrupted" else 0
     if summary.get("stopped") == "interrupted":
         print(

@@ -29,6 +29,11 @@ class DistInfo:
         return self.world_size > 1
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 when not launched by torchrun), before the group is joined."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
     """Join the process group when launched by torchrun; return the info and this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

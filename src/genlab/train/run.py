@@ -9,8 +9,6 @@ closed form (``trains_by_counting``) are fitted and saved without the Trainer.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,7 +20,7 @@ from genlab.assets import default_model
 from genlab.checkpoint import CONFIG_FILE, load_model, replacing, save_model
 from genlab.data.domain import data_domain
 from genlab.errors import GenlabError
-from genlab.io import jsonable
+from genlab.io import append_jsonl
 from genlab.memory import check_fits, format_bytes
 from genlab.models import FAMILIES, family_class, get_family
 from genlab.models.base import GenerativeModel, TrainOptions, load_state_strict
@@ -81,7 +79,7 @@ def _first_missing(path: Path) -> Path | None:
 
 
 def _is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+    return distributed.launched_rank() == 0
 
 
 def _train(
@@ -221,8 +219,7 @@ def _summary(
     """What ``genlab train --json`` prints; a family's own closing figures are also appended to metrics.jsonl."""
     held_out = model.final_figures(dataset, evals)
     if held_out is not evals and held_out:
-        with open(out / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(jsonable({"step": step, "held_out": held_out}), allow_nan=False) + "\n")
+        append_jsonl(out / METRICS_FILE, {"step": step, "held_out": held_out})
     summary = {"out": str(out), "family": model.family, "stopped": stopped, "step": step}
     if not model.trains_by_counting:
         summary["loss"] = loss

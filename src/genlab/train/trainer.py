@@ -39,7 +39,7 @@ from genlab.checkpoint import (
 )
 from genlab.config import to_dict
 from genlab.errors import GenlabError
-from genlab.io import jsonable, write_text
+from genlab.io import append_jsonl, write_text
 from genlab.models.base import GenerativeModel, Optim, load_state_strict
 from genlab.train import distributed
 from genlab.train.config import TrainConfig, lr_at
@@ -132,8 +132,7 @@ class Trainer:
     # --- files ---------------------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:
         if self.dist.is_main:
-            with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
+            append_jsonl(self.out / METRICS_FILE, record)
 
     def _trim_metrics(self, step: int) -> None:
         """On resume, forget records logged after the checkpoint (they will be logged again)."""
