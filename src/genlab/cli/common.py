@@ -9,6 +9,7 @@ import math
 from typing import Any, NoReturn
 
 from genlab import memory
+from genlab.config import Range
 from genlab.errors import GenlabError
 from genlab.io import jsonable
 
@@ -44,12 +45,16 @@ class Num:
         gt: float | None = None,
         lt: float | None = None,
     ) -> None:
-        self.kind, self.lo, self.hi, self.gt, self.lt = kind, lo, hi, gt, lt
+        self.kind = kind
+        # the values allowed, as genlab.config.Range (the same rule config fields follow)
+        low, high = (lo, False) if gt is None else (gt, True), (hi, False) if lt is None else (lt, True)
+        self.range = Range(low[0], high[0], lo_open=low[1], hi_open=high[1])
         self.__name__ = kind.__name__
 
     def range_text(self) -> str:
         show = (lambda v: f"{v:,}") if self.kind is int else (lambda v: f"{v:g}")
-        bounds = (("> ", self.gt), ("≥ ", self.lo), ("≤ ", self.hi), ("< ", self.lt))
+        r = self.range
+        bounds = (("> " if r.lo_open else "≥ ", r.lo), ("< " if r.hi_open else "≤ ", r.hi))
         return " and ".join(f"{sign}{show(v)}" for sign, v in bounds if v is not None)
 
     def __call__(self, text: str) -> int | float:
@@ -63,12 +68,7 @@ class Num:
             raise argparse.ArgumentTypeError(f"{text!r} is not {want}")
         if self.kind is int and abs(value) > INT_LIMIT:
             raise argparse.ArgumentTypeError(f"{text} is too large (at most {INT_LIMIT})")
-        if (
-            (self.gt is not None and not value > self.gt)
-            or (self.lo is not None and value < self.lo)
-            or (self.hi is not None and value > self.hi)
-            or (self.lt is not None and not value < self.lt)
-        ):
+        if value not in self.range:
             raise argparse.ArgumentTypeError(f"{text} is out of range: must be {self.range_text()}")
         return value
 
