@@ -316,27 +316,16 @@ def upsample_nnf(field: np.ndarray, grid_a: tuple[int, int], grid_b: tuple[int, 
     return up.astype(np.int32)
 
 
-def vote(
-    src: np.ndarray,
-    nnf: NNF,
-    shape: tuple[int, ...],
-    *,
-    weights: np.ndarray | None = None,
-    active: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reconstruct an image of ``shape`` (``H×W×C``, A's) from the patches of ``src`` (B) that ``nnf`` points at.
-
-    Every pixel is the weighted mean of the values that the patches covering it propose (Wexler et al. 2007,
-    eq. 5). Returns ``(sum, weight)``: ``H×W×C`` weighted sums and ``H×W`` total weights, so callers can add
-    more votes (e.g. the completeness term of retargeting) before dividing.
-    """
+def vote(src: np.ndarray, nnf: NNF, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstruct an image of ``shape`` (``H×W×C``, A's) from the patches of ``src`` (B) that ``nnf``'s solved
+    patches point at, each with weight 1 (``edit nnf``'s reconstruction; the synthesis tasks' weighted votes are
+    :func:`genlab.edit.voting.mean_vote`). Returns ``(sum, weight)``: ``H×W×C`` sums and ``H×W`` vote counts."""
     src = np.asarray(src, np.float32)
     src3 = src[..., None] if src.ndim == 2 else src
     acc = np.zeros((shape[0], shape[1], src3.shape[2]), np.float32)
     weight = np.zeros(shape[:2], np.float32)
-    mask = np.isfinite(nnf.dist) if active is None else np.asarray(active, bool)
-    ty, tx = np.nonzero(mask)
-    w = np.ones(ty.size, np.float32) if weights is None else np.asarray(weights, np.float32)[mask]
+    ty, tx = np.nonzero(np.isfinite(nnf.dist))
+    w = np.ones(ty.size, np.float32)
     sy, sx = nnf.field[ty, tx, 0], nnf.field[ty, tx, 1]
     add_patches(acc, weight, src3, np.stack([ty, tx], 1), np.stack([sy, sx], 1), w, nnf.patch)
     return acc, weight
