@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from genlab.assets import default_model
+from genlab.assets import default_model, shipped_or_path
 from genlab.config import from_dict, to_dict
 from genlab.data.tokenizers import TOKENIZER_FILE
 from genlab.errors import GenlabError
@@ -278,7 +278,7 @@ def load_model(
     if path is None:  # a shipped default is right for its task by construction
         d, task = default_model(task or "text"), None
     else:
-        d = Path(path)
+        d = shipped_or_path(path)  # a path, or a shipped model's name (gpt-kjv)
     for attempt in range(3):  # a save that swapped the folder in while it was read: read it again
         ident = _identity(d)
         try:

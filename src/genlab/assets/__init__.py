@@ -30,3 +30,12 @@ def default_model(task: str) -> Path:
     if not (path / "config.json").is_file():
         raise GenlabError(f"the default {task} model is not installed ({path} is missing); pass --model DIR")
     return path
+
+
+def shipped_or_path(name: str | Path) -> Path:
+    """A checkpoint the user named: a path, or the name of a shipped model (``gpt-kjv``) where no such path
+    exists."""
+    path = Path(name).expanduser()
+    if not path.exists() and str(name) in DEFAULTS.values():
+        return ROOT / str(name)
+    return path

@@ -26,6 +26,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.time_budget and args.steps is None and "steps" not in overrides and not args.resume:
         overrides["steps"] = 10**9  # the time budget alone decides when to stop
     family, kind = _family(args.modality, args.model)
+    data = args.data
+    for name, flag in _all_flags().items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if flag.to_data:
+            if data is not None and data != value:
+                raise GenlabError(f"--{name} names the run's data: give it or --data, not both")
+            data = value
+        else:
+            overrides.setdefault(flag.key, value)
     options = TrainOptions(
         size=args.size,
         strict=args.strict,
@@ -37,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = train(
         family=family,
         modality=kind,
-        data=args.data,
+        data=data,
         out=args.out,
         preset=args.preset,
         overrides=overrides,
@@ -91,6 +102,13 @@ def _choices() -> list[str]:
     from genlab.models import DEFAULT_FAMILY, FAMILIES
 
     return list(DEFAULT_FAMILY) + [f for f in FAMILIES if f not in DEFAULT_FAMILY.values()]
+
+
+def _all_flags() -> dict[str, Any]:
+    """Every option a family adds to ``genlab train`` (``--method``, ``--prompts``), by option name."""
+    from genlab.models import FAMILIES, family_class
+
+    return {name: flag for f in FAMILIES for name, flag in family_class(f).flags.items()}
 
 
 def _all_parts() -> dict[str, Any]:
@@ -180,6 +198,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
   genlab train autoencoder --data shapes --size 32 --perceptual runs/feat --out runs/ae
   genlab train autoencoder --data shapes --init runs/ae --set train_encoder=false --set disc_weight=0 --out runs/ae-dec
                                                              # fine-tune the decoder alone (latents unchanged)
+  genlab train chat --data chatterbot --init gpt-kjv --out runs/sft     # supervised fine-tuning (docs/chat.md)
   genlab train clip --data shapes --out runs/clip
   genlab train text2image --data shapes --autoencoder runs/ae --text-encoder runs/clip --out runs/t2i
   genlab train segment --data shapes --preset tiny --out runs/seg        # promptable segmentation, ~1.5 hours on a CPU
@@ -242,7 +261,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--init",
         metavar="DIR",
-        help="image families except clip/text2image: start a new run from this checkpoint's weights and model config (fine-tuning); "
+        help="start a new run from this checkpoint's weights and model config (fine-tuning; a path or a shipped "
+        "model's name such as gpt-kjv): image families except clip/text2image, and chat (from a gpt or chat model); "
         "--set may change fields that keep the weights' shapes, e.g. autoencoder: --set train_encoder=false "
         "fine-tunes the decoder alone, so a text2image model trained on its latents keeps working",
     )
@@ -262,4 +282,7 @@ class _TrainParser(GenlabParser):
             group = self.add_argument_group("trained parts a family is built from")
             for name, part in _all_parts().items():
                 group.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="DIR", help=part.help)
+            group = self.add_argument_group("options a family adds")
+            for name, flag in _all_flags().items():
+                group.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=flag.metavar, help=flag.help)
         return super().parse_known_args(args, namespace)

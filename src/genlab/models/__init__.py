@@ -23,6 +23,7 @@ FAMILIES: dict[str, str] = {
     "text2image": "genlab.models.text2image:TextToImage",
     "attributes": "genlab.models.attributes:ShapeAttributes",
     "sam": "genlab.models.sam:SamModel",
+    "chat": "genlab.models.chat:ChatLM",
 }
 
 

@@ -32,6 +32,17 @@ class Part:
 
 
 @dataclass
+class Flag:
+    """A ``genlab train`` option a family adds (``--method ppo``): it sets a config field, or (``to_data``) names
+    the run's ``--data`` under a name that says what it is (``--prompts FILE``)."""
+
+    help: str
+    key: str = ""  # the config field it sets ('' with to_data)
+    to_data: bool = False
+    metavar: str | None = None
+
+
+@dataclass
 class TrainOptions:
     """What ``genlab train`` hands every family's data hook; each family reads the fields it understands."""
 
@@ -85,7 +96,10 @@ class GenerativeModel(nn.Module):
         parts:    trained checkpoints the family needs to train (see :class:`Part`), by option name.
         unit:     what training counts in its speed (``img``, ``tok``, ``ex``).
         val_fraction: the held-out share of ``--data`` by default.
-        fine_tunes: ``genlab train --init DIR`` may start a run from a checkpoint of this family.
+        fine_tunes: ``genlab train --init DIR`` may start a run from a checkpoint (see ``init_families``).
+        init_families: the families whose checkpoints ``--init`` accepts (default: the family itself); the model
+                  config is taken from the checkpoint's fields this family shares, and ``init_from`` copies weights.
+        flags:    ``genlab train`` options the family adds (see :class:`Flag`), by option name.
         ddp_find_unused_parameters: some parameters get no gradient on some steps (a critic that starts late).
 
     Training hooks (what ``genlab.train.run.train`` calls, in order): ``prepare_data`` → ``build`` (or
@@ -109,6 +123,8 @@ class GenerativeModel(nn.Module):
     unit: ClassVar[str] = "ex"
     val_fraction: ClassVar[float] = 0.1
     fine_tunes: ClassVar[bool] = False
+    init_families: ClassVar[tuple[str, ...]] = ()
+    flags: ClassVar[dict[str, Flag]] = {}
     ddp_find_unused_parameters: ClassVar[bool] = False
     no_samples: ClassVar[str] = ""
 
@@ -209,6 +225,18 @@ class GenerativeModel(nn.Module):
     def fit_data(self, data: TrainingData) -> None:
         """Fit in closed form (families with ``trains_by_counting``)."""
         raise NotImplementedError
+
+    def init_from(self, source: GenerativeModel) -> None:
+        """Start a fine-tuning run (``--init``) from the loaded checkpoint ``source`` (default: all its weights)."""
+        self.init_from_state({k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()})
+
+    def init_from_state(self, state: dict[str, torch.Tensor]) -> None:
+        load_state_strict(self, state, "--init: its weights do not fit this model (did --set change its shape?)")
+
+    def train_metrics(self) -> dict[str, float]:
+        """Figures the family measured in its training steps since the last call (a PPO rollout's reward, KL, ...);
+        the Trainer logs them with the loss and shows them in the progress bar."""
+        return {}
 
     def optimizers(self) -> dict[str, Optim]:
         """The optimizers of one training step, by name; each has its own schedule and state in the checkpoint."""

@@ -47,6 +47,8 @@ class Generation:
     prompt_tokens: int
     new_tokens: int  # tokens generated (all rows)
     seconds: float
+    stopped: list[bool]  # per row: a stop string ended it (not max_tokens)
+    ids: list[list[int]]  # per row: the new token ids, up to and including the one that completed a stop string
 
     @property
     def tokens_per_s(self) -> float:
@@ -114,7 +116,6 @@ class _StopWatch:
         return new
 
 
-@torch.inference_mode()
 def generate(
     model: TextModel,
     prompt: str = "",
@@ -137,10 +138,7 @@ def generate(
     warning. ``cache=False`` recomputes the whole window each step (GPT; for comparison).
     """
     check_controls(temperature, top_k, top_p, max_tokens)
-    if n < 1:
-        raise GenlabError(f"--n {n}: must be at least 1")
-    tok = model.require_tokenizer()
-    ids = tok.encode(prompt if prompt else "\n")
+    ids = model.require_tokenizer().encode(prompt if prompt else "\n")
     limit = model.max_context
     if limit is not None and len(ids) > limit:
         warnings.warn(
@@ -149,6 +147,34 @@ def generate(
             stacklevel=3,
         )
         ids = ids[-limit:]
+    return generate_ids(
+        model, ids, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, stop=stop,
+        generator=generator, on_text=on_text, cache=cache,
+    )  # fmt: skip
+
+
+@torch.inference_mode()
+def generate_ids(
+    model: TextModel,
+    ids: list[int],
+    *,
+    n: int = 1,
+    max_tokens: int = 200,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    stop: Sequence[str] = (),
+    generator: torch.Generator | None = None,
+    on_text: Callable[[str], None] | None = None,
+    cache: bool = True,
+) -> Generation:
+    """:func:`generate` from prompt token ids (at least one, within the model's context)."""
+    check_controls(temperature, top_k, top_p, max_tokens)
+    if n < 1:
+        raise GenlabError(f"--n {n}: must be at least 1")
+    if not ids:
+        raise GenlabError("the prompt must have at least one token")
+    tok = model.require_tokenizer()
     device = model.device
     was_training = model.training
     model.eval()
@@ -190,4 +216,5 @@ def generate(
     else:
         texts = [tok.decode(o) for o in out]
     model.train(was_training)
-    return Generation(texts, len(ids), sum(len(o) for o in out), seconds)
+    stopped = [w.done for w in watch] if watch is not None else [False] * n
+    return Generation(texts, len(ids), sum(len(o) for o in out), seconds, stopped, out)

@@ -16,14 +16,14 @@ from typing import Any
 
 import torch
 
-from genlab.assets import default_model
+from genlab.assets import default_model, shipped_or_path
 from genlab.checkpoint import CONFIG_FILE, load_model, replacing, save_model
 from genlab.data.domain import data_domain
 from genlab.errors import GenlabError
 from genlab.io import append_jsonl
 from genlab.memory import check_fits, format_bytes
 from genlab.models import FAMILIES, family_class, get_family
-from genlab.models.base import GenerativeModel, TrainOptions, load_state_strict
+from genlab.models.base import GenerativeModel, TrainOptions
 from genlab.runtime import best_device, seed_everything
 from genlab.train import distributed
 from genlab.train.config import TrainConfig
@@ -97,7 +97,7 @@ def _train(
     device: str | None,
     quiet: bool,
 ) -> dict[str, Any]:
-    init = Path(init) if init is not None else None
+    init = shipped_or_path(init) if init is not None else None
     overrides = dict(overrides or {})
     options = options or TrainOptions()
     if init is not None and (resume or not get_family(family, modality).fine_tunes):
@@ -227,6 +227,8 @@ def _summary(
 
 
 def _load_init(model: GenerativeModel, init: Path) -> None:
-    """Copy the weights of checkpoint ``init`` (its EMA weights where it kept them) into ``model``."""
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_model(init).state_dict().items()}
-    load_state_strict(model, state, f"--init {init}: its weights do not fit this model (did --set change its shape?)")
+    """Start ``model`` from checkpoint ``init`` (its EMA weights where it kept them): the family's ``init_from``."""
+    try:
+        model.init_from(load_model(init))
+    except GenlabError as e:
+        raise GenlabError(f"--init {init}: {str(e).removeprefix('--init: ')}") from None

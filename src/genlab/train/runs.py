@@ -88,9 +88,11 @@ def plan_run(
     mcfg, tcfg = resolve_configs(cls, preset, overrides)
     if init is not None:
         saved = read_config(init)
-        if saved.get("family") != cls.family:
+        accepted = cls.init_families or (cls.family,)
+        if saved.get("family") not in accepted:
             raise GenlabError(
-                f"--init {init}: holds a model of family {saved.get('family')!r}, this run trains {cls.family!r}"
+                f"--init {init}: holds a model of family {saved.get('family')!r}; a {cls.family} run starts from "
+                + " or ".join(accepted)
             )
         mcfg = from_dict(cls.Config, saved["config"], source=str(Path(init) / CONFIG_FILE))
         apply_overrides([mcfg], {k: v for k, v in overrides.items() if k in field_names(mcfg)})

@@ -275,9 +275,14 @@ class Trainer:
                     speed = window_items / max(now - window_t, 1e-9)
                     mean_loss = window_loss / window_steps
                     window_t, window_items, window_loss, window_steps = now, 0, 0.0, 0
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", **{f"{self.unit}/s": f"{speed:,.0f}"})
+                    measured = {k: round(v, 6) for k, v in model.train_metrics().items()}  # e.g. PPO's reward, KL
+                    shown = {k: f"{v:.3g}" for k, v in list(measured.items())[:3]}
+                    bar.set_postfix(
+                        loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", **shown, **{f"{self.unit}/s": f"{speed:,.0f}"}
+                    )
                     self._log(
-                        {
+                        measured
+                        | {
                             "step": step,
                             "loss": round(mean_loss, 6),
                             "lr": lr,
