@@ -156,7 +156,8 @@ class SpecialTokenizer:
         self.specials = list(specials)
         self._first = base.vocab_size
         self._ids = {s: self._first + i for i, s in enumerate(self.specials)}
-        self._split = re.compile("(" + "|".join(re.escape(s) for s in sorted(self.specials, key=len, reverse=True)) + ")")
+        longest_first = sorted(self.specials, key=len, reverse=True)
+        self._split = re.compile("(" + "|".join(re.escape(s) for s in longest_first) + ")")
 
     @property
     def vocab_size(self) -> int:

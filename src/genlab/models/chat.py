@@ -82,13 +82,23 @@ def build_examples(
     xs, ys, prompts, skipped = [], [], [], 0
     for where, conv in conversations:
         system, groups = exchanges(conv)
-        window: list[Message] = []
-
-        def close(win: list[Message]) -> None:
+        fits = [g for g in groups if len(encode_with_mask(tok, system + g)[0]) <= block_size + 1]
+        if len(fits) < len(groups) and not bundled:
+            raise GenlabError(
+                f"{where}: an exchange of this conversation is longer than the model's context "
+                f"({block_size} tokens); shorten it or remove it"
+            )
+        skipped += len(groups) - len(fits)
+        windows: list[list[Message]] = [[]]
+        for g in fits:
+            if len(encode_with_mask(tok, system + windows[-1] + g)[0]) > block_size + 1:
+                windows.append([])
+            windows[-1] += g
+        for win in windows:
             if not any(m.role == "assistant" for m in win):
-                return
+                continue
             ids, target = encode_with_mask(tok, system + win)
-            x = torch.full((block_size,), 0, dtype=torch.long)
+            x = torch.zeros(block_size, dtype=torch.long)
             y = torch.full((block_size,), IGNORE, dtype=torch.long)
             x[: len(ids) - 1] = torch.tensor(ids[:-1])
             y[: len(ids) - 1] = torch.where(torch.tensor(target[1:]), torch.tensor(ids[1:]), IGNORE)
@@ -96,21 +106,6 @@ def build_examples(
             ys.append(y)
             first = next((m.content for m in win if m.role == "user"), "")
             prompts.append((system[0].content if system else None, first))
-
-        for g in groups:
-            if len(encode_with_mask(tok, system + g)[0]) > block_size + 1:
-                if bundled:
-                    skipped += 1
-                    continue
-                raise GenlabError(
-                    f"{where}: an exchange of this conversation is longer than the model's context "
-                    f"({block_size} tokens); shorten it or remove it"
-                )
-            if len(encode_with_mask(tok, system + window + g)[0]) > block_size + 1:
-                close(window)
-                window = []
-            window += g
-        close(window)
     if not xs:
         raise GenlabError("no conversation has an assistant turn that fits the model's context")
     return Examples(torch.stack(xs), torch.stack(ys), prompts), skipped
@@ -269,7 +264,8 @@ class ChatLM(GPT):
         x, y = batch
         last = int((y != IGNORE).nonzero()[:, 1].max()) + 1 if (y != IGNORE).any() else 1
         logits = self.logits(x[:, :last])  # no work on the padding after the last target
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y[:, :last].reshape(-1), ignore_index=IGNORE)
+        flat = logits.reshape(-1, logits.shape[-1]).float()
+        return F.cross_entropy(flat, y[:, :last].reshape(-1), ignore_index=IGNORE)
 
     @torch.no_grad()
     def evaluate(self, val: Examples, *, batches: int = 20, batch_size: int = 64) -> dict[str, Any]:
