@@ -183,6 +183,11 @@ class ChatLM(GPT):
             stop=SPECIALS, generator=generator, on_text=on_text,
         ).texts  # fmt: skip
 
+    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        """``B×T`` ids → ``B×(T-1)``: log p(ids[:, t+1] | ids[:, :t+1]) (differentiable; T ≤ block_size)."""
+        logits = self.logits(ids[:, :-1]).float()
+        return torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+
     def sample(
         self, n: int, cond: str | None = None, *, generator: torch.Generator | None = None, **controls: Any
     ) -> list[str]:
@@ -290,6 +295,21 @@ class ChatLM(GPT):
             if tax:
                 figures |= tax
         return figures
+
+
+def join_batch(
+    prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt+response token rows, right-padded: ids ``B×T`` and ``B×(T-1)`` a mask over the targets that are
+    response tokens (so ``(sequence_logprobs(ids) * mask).sum(1)`` is log p(response | prompt))."""
+    rows = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), pad, dtype=torch.long)
+    mask = torch.zeros(len(rows), T - 1)
+    for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+        ids[i, : len(p) + len(r)] = torch.tensor(rows[i])
+        mask[i, len(p) - 1 : len(p) + len(r) - 1] = 1.0
+    return ids, mask
 
 
 def end_rate(model: ChatLM, prompts: list[str], *, seed: int = 0, max_tokens: int = 96) -> float:
