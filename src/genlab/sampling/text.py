@@ -218,3 +218,56 @@ def generate_ids(
     model.train(was_training)
     stopped = [w.done for w in watch] if watch is not None else [False] * n
     return Generation(texts, len(ids), sum(len(o) for o in out), seconds, stopped, out)
+
+
+@torch.inference_mode()
+def generate_batch(
+    model: TextModel,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_tokens: int,
+    stop_ids: Sequence[int] = (),
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """One continuation of each of several prompts (token ids, lengths may differ), decoded together: every row
+    starts at position 0 and is fed its own prompt's tokens until its prompt ends, then samples; a row ends after
+    a token of ``stop_ids`` (kept) or ``max_tokens`` new tokens. Each row's prompt plus ``max_tokens`` must fit the
+    model's context. Returns each row's new token ids. ``B`` rows cost one batched step per position, not ``B``."""
+    check_controls(temperature, 0, 1.0, max_tokens)
+    if not prompts or not all(prompts):
+        raise GenlabError("every prompt must have at least one token")
+    lengths = [len(p) for p in prompts]
+    limit = model.max_context
+    if limit is not None and max(lengths) + max_tokens > limit:
+        raise GenlabError(f"a prompt of {max(lengths)} tokens leaves no room for {max_tokens} new ones in {limit}")
+    device, n, first = model.device, len(prompts), min(lengths)
+    was_training = model.training
+    model.eval()
+    state = model.init_state(n)
+    fed = torch.zeros(n, max(lengths) + max_tokens, dtype=torch.long, device=device)
+    for r, p in enumerate(prompts):
+        fed[r, : len(p)] = torch.tensor(p, device=device)
+    length = torch.tensor(lengths, device=device)
+    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    x = fed[:, :first]
+    for t in range(first, max(lengths) + max_tokens):
+        logits, state = model.step(x, state)
+        if temperature == 0:
+            nxt = logits.argmax(-1)
+        else:
+            nxt = torch.multinomial((logits.float() / temperature).softmax(-1), 1, generator=generator)[:, 0]
+        answering = (t >= length) & ~done
+        fed[:, t] = torch.where(answering, nxt, fed[:, t])
+        done |= answering & (torch.isin(nxt, stops) | (t + 1 - length >= max_tokens))
+        if bool(done.all()):
+            break
+        x = fed[:, t : t + 1]
+    model.train(was_training)
+    out, stop_set = [], set(stop_ids)
+    for r, p in enumerate(prompts):
+        new = fed[r, len(p) : len(p) + max_tokens].tolist()
+        end = next((i + 1 for i, tok in enumerate(new) if tok in stop_set), None)
+        out.append(new[:end] if end is not None else new)
+    return out
