@@ -57,8 +57,9 @@ def prompt_text(prompt: str, system: str | None = None) -> str:
 
 
 # --- reading conversations -------------------------------------------------------------------------------
-def parse_conversation(obj: object, where: str) -> Conversation:
-    """One conversation from a parsed JSON line; anything malformed is a GenlabError that starts with ``where``."""
+def parse_conversation(obj: object, where: str, *, prompt: bool = False) -> Conversation:
+    """One conversation from a parsed JSON line; anything malformed is a GenlabError that starts with ``where``.
+    With ``prompt`` it asks for the next answer: its last message is the user's (no assistant turn is needed)."""
     if not isinstance(obj, dict) or "messages" not in obj:
         raise GenlabError(f'{where}: expected an object with "messages" (a list of {{"role", "content"}})')
     raw = obj["messages"]
@@ -76,6 +77,10 @@ def parse_conversation(obj: object, where: str) -> Conversation:
         if any(s in m["content"] for s in SPECIALS):
             raise GenlabError(f"{where}: message {k} contains a template token ({', '.join(SPECIALS)})")
         out.append(Message(role, m["content"]))
+    if prompt:
+        if out[-1].role != "user":
+            raise GenlabError(f"{where}: the last message must be the user's (the one to answer)")
+        return tuple(out)
     if not any(m.role == "assistant" for m in out):
         raise GenlabError(f"{where}: the conversation has no assistant turn to learn from")
     return tuple(out)

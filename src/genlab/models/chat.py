@@ -325,12 +325,14 @@ def join_batch(
 
 
 def end_rate(model: ChatLM, prompts: list[str], *, seed: int = 0, max_tokens: int = 96) -> float:
-    """The share of ``prompts`` whose sampled answer (temperature 1) closes with ``<|end|>`` within ``max_tokens``."""
+    """The share of ``prompts`` whose sampled answer (temperature 1) closes with ``<|end|>`` within ``max_tokens``
+    (at most half the context: the prompt keeps the other half)."""
     from genlab.sampling.text import generate_ids
 
     if not prompts:
         return float("nan")
     tok = model.require_tokenizer()
+    max_tokens = min(max_tokens, model.config.block_size // 2)  # a small context: half for the prompt
     g = torch.Generator(device=model.device).manual_seed(seed)
     ended = 0
     for p in prompts:
