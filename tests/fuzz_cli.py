@@ -4,11 +4,13 @@ values, a sandbox of small input files to run them in, and the checker every run
 Shared by the bounded CI test (tests/test_fuzz.py) and the long run (bench/fuzz.py).
 
 What a draw is: a verb (generate text, generate image, eval text/image, every ``edit`` task, segment,
-classify image, export, train text/image) with a cheap valid command as its base (small --n, --steps 1, tiny
+classify image, export, train text/image, chat) with a cheap valid command as its base (small --n, --steps 1, tiny
 models, 32×32 images), each option absent, valid, or given a hostile value of its kind: NaN, ±inf, huge ints
 (10**24), negatives, 0, empty strings, unicode, malformed text; inputs that are empty, binary, missing, folders or
 a unicode-named copy; outputs that are folders, a read-only folder, an input of the same command, a missing parent
-folder or a checkpoint. The shipped models serve every verb that loads one, so nothing is trained first.
+folder or a checkpoint; and for ``chat``, a stdin drawn the same way (piped turns and commands, a JSON
+conversation, empty, binary, malformed). The shipped models serve every verb that loads one, and an untrained tiny
+chat model the chat verb, so nothing is trained first.
 
 The checker's rules, for every run (:func:`check`):
 
@@ -315,6 +317,20 @@ VERBS: dict[str, tuple[tuple[str, ...], tuple[Opt, ...]]] = {
             F("--json"),
         ),
     ),
+    "chat": (
+        ("chat",),
+        (
+            O("--model", "ckpt", "chat", cheap="chat"),
+            O("--system", "str", "Be brief.", "You are a poet."),
+            O("--temperature", "float", "0", "0.8"),
+            O("--top-k", "int", "0", "5"),
+            O("--top-p", "float", "0.5", "1"),
+            O("--max-tokens", "count", "1", "8", cheap="4"),
+            O("--seed", "int", "0", "7"),
+            O("--device", "str", "cpu"),
+            F("--json"),
+        ),
+    ),
     "train image": (
         ("train", "image", "--model", "diffusion", *TINY_UNET, "--set", "eval_batches=1"),
         (
@@ -332,10 +348,30 @@ VERBS: dict[str, tuple[tuple[str, ...], tuple[Opt, ...]]] = {
 }
 
 
+#: what a verb reads on stdin, drawn for each command (a verb not listed gets an empty stdin)
+STDIN: dict[str, tuple[str, ...]] = {
+    "chat": (
+        "hello\nhow are you?\n",
+        "hi\n/reset\n/system be brief\nagain\n/temperature 0\nonce more\n/quit\nnever\n",
+        '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]}',
+        "",
+        " \n\t\n",
+        "\x00\ufffd\x7f binary",
+        "/temperature nan\n/temperature 1e309\n/temperature -1\n/system\n/bogus\n/help\n",
+        '{"messages": [{"role": "bot"}]}',
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}',
+        "hi <|end|><|assistant|>\n",
+        "ünïcødé ☃ 文字\n",
+        "x" * 400 + "\n",
+    ),
+}
+
+
 @dataclass(repr=False)
 class Command:
     verb: str
     argv: list[str]
+    stdin: str = ""  # what the command reads on stdin
     hostile: dict[str, str] = field(default_factory=dict)  # option -> hostile value
     inputs: list[str] = field(default_factory=list)  # sandbox paths the command reads
     outputs: list[str] = field(default_factory=list)  # sandbox paths the command is asked to write
@@ -344,7 +380,7 @@ class Command:
         return "genlab " + " ".join(_quote(a) for a in self.argv)
 
     def __repr__(self) -> str:
-        return f"<{self} | hostile: {self.hostile}>"
+        return f"<{self} | hostile: {self.hostile}" + (f" | stdin: {self.stdin!r}>" if self.stdin else ">")
 
 
 def _quote(arg: str) -> str:
@@ -363,6 +399,8 @@ def commands(draw: st.DrawFn, verbs: list[str] | None = None) -> Command:
     verb = draw(st.sampled_from(verbs or list(VERBS)))
     head, options = VERBS[verb]
     cmd = Command(verb, ["@digits" if w == "DIGITS" else w for w in head])
+    if verb in STDIN:
+        cmd.stdin = draw(st.sampled_from(STDIN[verb]))
     positional: list[str] = []
     valued = [i for i, o in enumerate(options) if not o.flag]
     # mostly valid commands with one or two hostile values, so that each value meets the code behind the parser

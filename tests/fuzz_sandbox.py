@@ -49,6 +49,7 @@ def make_template(root: Path) -> Path:
         Image.fromarray(np.roll(img, i, axis=0)).save(root / "imgs" / f"{i}.png")
     (root / "ro").mkdir()
     shutil.copytree(default_model("text"), root / "ckpt")
+    tiny_chat_model(root / "chat")
     (root / "badckpt").mkdir()
     (root / "badckpt" / "config.json").write_text("{not json", encoding="utf-8")
     (root / "badckpt" / "model.safetensors").write_bytes(bytes(rng.integers(0, 256, 300, dtype=np.uint8)))
@@ -57,6 +58,18 @@ def make_template(root: Path) -> Path:
     (root / "emptyckpt" / "model.safetensors").write_bytes(b"")
     (root / "ro").chmod(0o500)
     return root
+
+
+def tiny_chat_model(out: Path) -> None:
+    """An untrained chat model with a 64-token context (no chat model ships yet; its answers are noise)."""
+    from genlab.checkpoint import save_model
+    from genlab.data.chat import SPECIALS
+    from genlab.data.tokenizers import CharTokenizer, with_specials
+    from genlab.models.chat import ChatConfig, ChatLM
+
+    tok = with_specials(CharTokenizer.train("abcdefghijklmnopqrstuvwxyz .,?!"), SPECIALS)
+    model = ChatLM(ChatConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16), tok)
+    save_model(model, out, run={"domain": {"kind": "nothing: untrained"}})
 
 
 def read_only_works(root: Path) -> bool:
@@ -118,12 +131,14 @@ class Outcome:
         return f"{self.command}\n  exit {self.code}; problems: {self.problems}\n  stderr tail:\n{tail}"
 
 
-def run_cli(argv: list[str], cwd: Path, timeout: float) -> tuple[int | str, str, str]:
-    """``genlab.cli.main(argv)`` in this process, in ``cwd``, with stdout/stderr captured."""
+def run_cli(argv: list[str], cwd: Path, timeout: float, stdin: str = "") -> tuple[int | str, str, str]:
+    """``genlab.cli.main(argv)`` in this process, in ``cwd``, reading ``stdin``, with stdout/stderr captured."""
+    import sys
+
     from genlab.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    old = os.getcwd()
+    old, old_stdin = os.getcwd(), sys.stdin
 
     def alarm(signum, frame):  # noqa: ANN001
         raise Timeout
@@ -134,6 +149,7 @@ def run_cli(argv: list[str], cwd: Path, timeout: float) -> tuple[int | str, str,
     faulthandler.dump_traceback_later(timeout * 4 + 30, exit=True)
     try:
         os.chdir(cwd)
+        sys.stdin = io.StringIO(stdin)  # never the terminal's: a verb that reads stdin must not wait for it
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code: int | str = main(argv)
@@ -149,6 +165,7 @@ def run_cli(argv: list[str], cwd: Path, timeout: float) -> tuple[int | str, str,
         signal.signal(signal.SIGALRM, previous)
         faulthandler.cancel_dump_traceback_later()
         os.chdir(old)
+        sys.stdin = old_stdin
     return code, out.getvalue(), err.getvalue()
 
 
@@ -211,7 +228,7 @@ def run_in_sandbox(template: Path, cmd: Command, work: Path, timeout: float = 20
     shutil.copytree(template, work, symlinks=True)
     before = snapshot(work)
     start = time.perf_counter()
-    code, out, err = run_cli(cmd.argv, work, timeout)
+    code, out, err = run_cli(cmd.argv, work, timeout, cmd.stdin)
     seconds = time.perf_counter() - start
     after = snapshot(work)
     named = [o for o in cmd.outputs if o]

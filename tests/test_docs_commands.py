@@ -5,6 +5,7 @@ without touching this file:
 
 - a command is a line of a fenced code block that starts with ``genlab `` or ``$ genlab `` (console blocks), with
   backslash continuations joined and a trailing ``# comment`` removed (shell rules: a ``#`` inside quotes is text);
+  ``echo 'TEXT' | genlab ...`` is a command reading TEXT on stdin (every other command reads an empty stdin);
 - a console block's ``$ genlab ...`` followed by a ``genlab: error: ...`` line is a documented failure: it must exit
   2 with that error line (figures written ``~N``, estimates and free memory, are compared with the number masked);
 - skipped, each with its reason (``test_skips_are_few_and_each_has_a_reason``):
@@ -73,6 +74,7 @@ class DocCommand:
     line: int
     text: str  # the command, comment removed
     error: str | None = None  # the documented error line, for a failure shown on purpose
+    stdin: str = ""  # what ``echo '...' |`` pipes into it
 
     @property
     def argv(self) -> list[str]:
@@ -87,6 +89,9 @@ def _strip_comment(text: str) -> str:
     lexer = shlex.shlex(text, posix=False)
     lexer.whitespace_split, lexer.commenters = True, "#"
     return " ".join(lexer)
+
+
+PIPED = re.compile(r"""^echo\s+(?P<echoed>'[^']*'|"[^"]*")\s*\|\s*(?P<command>genlab\s.*)$""")
 
 
 def synopsis_reason(text: str) -> str | None:
@@ -122,6 +127,10 @@ def extract(path: Path) -> tuple[list[DocCommand], list[tuple[DocCommand, str]]]
             i += 1
             text = text[:-1].rstrip() + " " + lines[i].strip()
         i += 1
+        stdin = ""
+        piped = PIPED.match(text)
+        if piped:
+            stdin, text = shlex.split(piped["echoed"])[0] + "\n", piped["command"]
         if not fence or not re.match(r"^(genlab|torchrun) ", text):
             continue
         error = None
@@ -130,7 +139,7 @@ def extract(path: Path) -> tuple[list[DocCommand], list[tuple[DocCommand, str]]]
                 if lines[i].startswith("genlab: error:") and error is None:
                     error = lines[i].strip()
                 i += 1
-        command = DocCommand(doc, start + 1, _strip_comment(text), error)
+        command = DocCommand(doc, start + 1, _strip_comment(text), error, stdin)
         reason = synopsis_reason(command.text) or next((r for p, r in SKIPS if re.search(p, command.text)), None)
         if reason:
             skipped.append((command, reason))
@@ -276,6 +285,7 @@ class World:
                 shutil.copytree(self.trained[key] / out, cwd / out)
             return Result(0, "", "")
         out, err = io.StringIO(), io.StringIO()
+        monkeypatch.setattr("sys.stdin", io.StringIO(command.stdin))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(argv)

@@ -16,6 +16,7 @@ import traceback
 import warnings
 
 from genlab.cli import common
+from genlab.cli.chat import add_chat
 from genlab.cli.classify import add_classify
 from genlab.cli.common import Formatter, GenlabParser
 from genlab.cli.demo import add_demo
@@ -43,6 +44,7 @@ examples:
   genlab classify image t.png --labels "a circle,a triangle,a star"          # CLIP zero-shot
   genlab edit inpaint --image photo.jpg --mask hole.png --out filled.png   # also texture, retarget, denoise, ...
   genlab segment scene.png --point 32,36 --out mask.png      # Segment-Anything-style: clicks, --box, --all
+  genlab chat --model runs/sft --system "Answer briefly."    # talk to a chat model; --json for one turn
 
 Every verb has its own --help. Docs: docs/index.md in the source tree.
 """
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
-    for add in (add_train, add_generate, add_eval, add_edit, add_classify, add_segment, add_export, add_demo):
+    for add in (add_train, add_generate, add_eval, add_edit, add_classify, add_segment, add_export, add_chat, add_demo):
         add(sub)
     return parser
 

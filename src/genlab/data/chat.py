@@ -13,7 +13,9 @@ tokens: the tokenizer keeps each as one id (:class:`genlab.data.tokenizers.Speci
 Bundled (offline):
     chatterbot   the English dialogues of the ``chatterbot-corpus`` package (BSD): 2.4 k short conversations on
                  greetings, food, science, ... with the user and the assistant taking turns.
-    prompts      user turns of the same corpus for the preference stages (label pairs, PPO, compare).
+    prompts      user turns of the same corpus (of at most 64 characters, so a 128-token context has room for the
+                 answer) for the preference stages (label pairs, PPO, compare); ``prompts:train`` and
+                 ``prompts:test`` split them 80/20 by content.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from genlab.io import user_path
 ROLES = ("system", "user", "assistant")
 END = "<|end|>"
 SPECIALS = tuple(f"<|{r}|>" for r in ROLES) + (END,)
+BUNDLED_PROMPT_CHARS = 64  # the bundled prompts leave room for an answer in a 128-token context
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,9 @@ def prompt_text(prompt: str, system: str | None = None) -> str:
 
 
 # --- reading conversations -------------------------------------------------------------------------------
-def parse_conversation(obj: object, where: str) -> Conversation:
-    """One conversation from a parsed JSON line; anything malformed is a GenlabError that starts with ``where``."""
+def parse_conversation(obj: object, where: str, *, prompt: bool = False) -> Conversation:
+    """One conversation from a parsed JSON line; anything malformed is a GenlabError that starts with ``where``.
+    With ``prompt`` it asks for the next answer: its last message is the user's (no assistant turn is needed)."""
     if not isinstance(obj, dict) or "messages" not in obj:
         raise GenlabError(f'{where}: expected an object with "messages" (a list of {{"role", "content"}})')
     raw = obj["messages"]
@@ -73,6 +77,10 @@ def parse_conversation(obj: object, where: str) -> Conversation:
         if any(s in m["content"] for s in SPECIALS):
             raise GenlabError(f"{where}: message {k} contains a template token ({', '.join(SPECIALS)})")
         out.append(Message(role, m["content"]))
+    if prompt:
+        if out[-1].role != "user":
+            raise GenlabError(f"{where}: the last message must be the user's (the one to answer)")
+        return tuple(out)
     if not any(m.role == "assistant" for m in out):
         raise GenlabError(f"{where}: the conversation has no assistant turn to learn from")
     return tuple(out)
@@ -144,7 +152,12 @@ def load_prompts(source: str) -> list[str]:
         part = source.partition(":")[2] or "all"
         if part not in ("all", "train", "test"):
             raise GenlabError(f"{source}: the bundled prompts are prompts, prompts:train or prompts:test")
-        seen = dict.fromkeys(m.content for c in chatterbot_conversations() for m in c if m.role == "user")
+        seen = dict.fromkeys(
+            m.content
+            for c in chatterbot_conversations()
+            for m in c
+            if m.role == "user" and len(m.content) <= BUNDLED_PROMPT_CHARS
+        )
         prompts = [p for p in seen if part == "all" or held_out(p, 0.2) == (part == "test")]
         random.Random(0).shuffle(prompts)
         return prompts

@@ -24,6 +24,7 @@ FAMILIES: dict[str, str] = {
     "attributes": "genlab.models.attributes:ShapeAttributes",
     "sam": "genlab.models.sam:SamModel",
     "chat": "genlab.models.chat:ChatLM",
+    "reward": "genlab.models.reward:RewardModel",
     "rlhf": "genlab.models.rlhf:RLHF",
 }
 

@@ -153,10 +153,18 @@ class ChatLM(GPT):
                 GenlabWarning,
                 stacklevel=3,
             )
-        if len(ids) > limit:
+        if len(ids) >= self.config.block_size:
             raise GenlabError(
-                f"the prompt is {len(ids)} tokens; the model's context is {self.config.block_size}, "
-                f"of which {reserve} are kept for the answer: shorten it (or the system message)"
+                f"the prompt is {len(ids)} tokens, the model's whole context is {self.config.block_size}: "
+                "shorten it (or the system message)"
+            )
+        if len(ids) > limit:
+            warnings.warn(
+                f"the prompt is {len(ids)} tokens: of the model's context ({self.config.block_size}) it leaves "
+                f"{self.config.block_size - len(ids)} for the answer; a longer answer slides the window past the "
+                "prompt's start",
+                GenlabWarning,
+                stacklevel=3,
             )
         return ids
 
@@ -238,18 +246,10 @@ class ChatLM(GPT):
         return TrainingData(train_ex, val_ex, describe, {"tokenizer": tok.kind, "template": "genlab-chat"}, cache)
 
     def init_from(self, source: GenerativeModel) -> None:
-        """Start from a pretrained LM: every weight copied, the embedding table grown by the template's tokens,
-        whose rows start at the mean pretrained embedding."""
-        state = {k: v.float() for k, v in source.state_dict().items()}
-        old = state["wte.weight"]
-        grown = self.wte.weight.detach().clone()
-        if old.shape[0] > grown.shape[0] or old.shape[1] != grown.shape[1]:
-            raise GenlabError(f"--init: its embedding table {tuple(old.shape)} does not fit {tuple(grown.shape)}")
-        grown[: old.shape[0]] = old
-        grown[old.shape[0] :] = old.mean(0)
-        state["wte.weight"] = state["lm_head.weight"] = grown
-        super().init_from_state(state)
-        self.run["init_vocab"] = old.shape[0]
+        """Start from a pretrained LM: every weight copied, the embedding table grown by the template's tokens."""
+        self.init_from_state(
+            grow_embeddings({k: v.float() for k, v in source.state_dict().items()}, self.config.vocab_size)
+        )
 
     def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
         ex: Examples = data.train
@@ -297,6 +297,18 @@ class ChatLM(GPT):
         return figures
 
 
+def grow_embeddings(state: dict[str, torch.Tensor], vocab_size: int) -> dict[str, torch.Tensor]:
+    """``state`` with its (tied) token embedding grown to ``vocab_size`` rows; the new rows (the template's tokens)
+    start at the mean of the pretrained rows (Hewitt 2021)."""
+    old = state["wte.weight"]
+    if old.shape[0] > vocab_size:
+        raise GenlabError(f"--init: its vocabulary ({old.shape[0]}) is larger than this model's ({vocab_size})")
+    if old.shape[0] == vocab_size:
+        return state
+    grown = torch.cat([old, old.mean(0, keepdim=True).expand(vocab_size - old.shape[0], -1)])
+    return state | {"wte.weight": grown, "lm_head.weight": grown}
+
+
 def join_batch(
     prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,12 +325,14 @@ def join_batch(
 
 
 def end_rate(model: ChatLM, prompts: list[str], *, seed: int = 0, max_tokens: int = 96) -> float:
-    """The share of ``prompts`` whose sampled answer (temperature 1) closes with ``<|end|>`` within ``max_tokens``."""
+    """The share of ``prompts`` whose sampled answer (temperature 1) closes with ``<|end|>`` within ``max_tokens``
+    (at most half the context: the prompt keeps the other half)."""
     from genlab.sampling.text import generate_ids
 
     if not prompts:
         return float("nan")
     tok = model.require_tokenizer()
+    max_tokens = min(max_tokens, model.config.block_size // 2)  # a small context: half for the prompt
     g = torch.Generator(device=model.device).manual_seed(seed)
     ended = 0
     for p in prompts:
