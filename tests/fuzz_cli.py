@@ -4,7 +4,7 @@ values, a sandbox of small input files to run them in, and the checker every run
 Shared by the bounded CI test (tests/test_fuzz.py) and the long run (bench/fuzz.py).
 
 What a draw is: a verb (generate text, generate image, eval text/image, every ``edit`` task, segment,
-classify image, export, train text/image, chat) with a cheap valid command as its base (small --n, --steps 1, tiny
+classify image, export, train text/image/rlhf, chat) with a cheap valid command as its base (small --n, --steps 1, tiny
 models, 32×32 images), each option absent, valid, or given a hostile value of its kind: NaN, ±inf, huge ints
 (10**24), negatives, 0, empty strings, unicode, malformed text; inputs that are empty, binary, missing, folders or
 a unicode-named copy; outputs that are folders, a read-only folder, an input of the same command, a missing parent
@@ -109,6 +109,7 @@ SAMPLER = (
     O("--guidance", "float", "0", "2"),
 )
 TINY_GPT = ("--set", "n_layer=1", "--set", "n_head=1", "--set", "n_embd=16", "--set", "block_size=16")
+TINY_RLHF = ("--set", "rollout=2", "--set", "batch_size=2", "--set", "max_new_tokens=4", "--set", "eval_batches=1")
 TINY_UNET = ("--set", "base_channels=8", "--set", "channel_mult=1", "--set", "attn_resolutions=")
 
 #: verb -> (the words that start the command, its options)
@@ -328,6 +329,21 @@ VERBS: dict[str, tuple[tuple[str, ...], tuple[Opt, ...]]] = {
             O("--max-tokens", "count", "1", "8", cheap="4"),
             O("--seed", "int", "0", "7"),
             O("--device", "str", "cpu"),
+            F("--json"),
+        ),
+    ),
+    "train rlhf": (
+        ("train", "rlhf", *TINY_RLHF),
+        (
+            O("--method", "choice", "ppo", "dpo"),
+            O("--policy", "ckpt", "chat", cheap="chat"),
+            O("--reward", "ckpt", "rm", cheap="rm"),
+            O("--data", "text", "prompts.txt", "pairs.jsonl", required=True),
+            O("--out", "outdir", "run", required=True),
+            O("--steps", "count", "1", "2", cheap="1"),
+            O("--set", "str", "beta=0.5", "kl_coef=0", "adaptive_kl=true", "ppo_epochs=2", cheap="kl_coef=0.1"),
+            O("--set", "str", "beta=-1", "kl_coef=nan", "clip=0", "gamma=2", "rollout=0", "max_new_tokens=100"),
+            O("--val-fraction", "float", "0", "0.3"),
             F("--json"),
         ),
     ),

@@ -50,6 +50,11 @@ def make_template(root: Path) -> Path:
     (root / "ro").mkdir()
     shutil.copytree(default_model("text"), root / "ckpt")
     tiny_chat_model(root / "chat")
+    tiny_reward_model(root / "chat", root / "rm")
+    questions = ["hi", "how are you?", "what is this?", "who are you?", "is it late?", "good day"]
+    (root / "prompts.txt").write_text("\n".join(questions) + "\n", encoding="utf-8")
+    pairs = [{"prompt": q, "chosen": "yes, fine.", "rejected": "no"} for q in questions]
+    (root / "pairs.jsonl").write_text("\n".join(json.dumps(p) for p in pairs) + "\n", encoding="utf-8")
     (root / "badckpt").mkdir()
     (root / "badckpt" / "config.json").write_text("{not json", encoding="utf-8")
     (root / "badckpt" / "model.safetensors").write_bytes(bytes(rng.integers(0, 256, 300, dtype=np.uint8)))
@@ -70,6 +75,17 @@ def tiny_chat_model(out: Path) -> None:
     tok = with_specials(CharTokenizer.train("abcdefghijklmnopqrstuvwxyz .,?!"), SPECIALS)
     model = ChatLM(ChatConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16), tok)
     save_model(model, out, run={"domain": {"kind": "nothing: untrained"}})
+
+
+def tiny_reward_model(chat: Path, out: Path) -> None:
+    """An untrained reward model on the tokenizer of the chat model in ``chat`` (its scores are noise)."""
+    from genlab.checkpoint import load_model, save_model
+    from genlab.models.reward import RewardConfig, RewardModel
+
+    tok = load_model(chat).tokenizer
+    save_model(
+        RewardModel(RewardConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16), tok), out
+    )
 
 
 def read_only_works(root: Path) -> bool:

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from genlab.config import FRACTION, NONNEGATIVE, POSITIVE, Range, check_ranges
+from genlab.config import FRACTION, NONNEGATIVE, Range, check_ranges
 from genlab.data.chat import END, SPECIALS, held_out, load_prompts, prompt_text
 from genlab.data.pairs import read_pairs
 from genlab.errors import GenlabError, GenlabWarning
@@ -55,7 +55,8 @@ class RLHFConfig(ChatConfig):
     clip: float = 0.2  # ε of the ratio clip
     vf_clip: float = 0.2  # how far a value may move per rollout
     vf_coef: float = 0.1  # weight of the value loss
-    gae_lambda: float = 1.0  # 1: Monte-Carlo returns (with a value head that starts untrained, λ < 1 favours short answers)
+    # GAE's λ; 1 gives Monte-Carlo returns: with a value head that starts untrained, λ < 1 favours short answers
+    gae_lambda: float = 1.0
     gamma: float = 1.0
     ppo_epochs: int = 4  # passes over each rollout
     rollout: int = 32  # prompts per rollout
@@ -65,23 +66,12 @@ class RLHFConfig(ChatConfig):
         super().validate()
         if self.method not in METHODS:
             raise GenlabError(f"rlhf: method={self.method!r}: choose {' or '.join(METHODS)}")
-        check_ranges(
-            self,
-            "rlhf",
-            {
-                "kl_coef": Range(0, 1000),
-                "target_kl": Range(0, 1e6, lo_open=True),
-                "beta": Range(0, 1000, lo_open=True),
-                "clip": Range(0, 1, lo_open=True),
-                "vf_clip": POSITIVE,
-                "vf_coef": NONNEGATIVE,
-                "gae_lambda": FRACTION,
-                "gamma": FRACTION,
-                "ppo_epochs": Range(1, 1000),
-                "rollout": Range(1, 1_000_000),
-                "max_new_tokens": Range(1, 65536),
-            },
-        )
+        positive = Range(0, 1000, lo_open=True)
+        check_ranges(self, "rlhf", {
+            "kl_coef": Range(0, 1000), "target_kl": positive, "beta": positive, "clip": Range(0, 1, lo_open=True),
+            "vf_clip": positive, "vf_coef": NONNEGATIVE, "gae_lambda": FRACTION, "gamma": FRACTION,
+            "ppo_epochs": Range(1, 1000), "rollout": Range(1, 1_000_000), "max_new_tokens": Range(1, 65536),
+        })  # fmt: skip
 
 
 @dataclass
@@ -240,9 +230,6 @@ class RLHF(ChatLM):
 
         return ppo_batch
 
-    def items_per_batch(self, batch_size: int) -> int:
-        return batch_size
-
     # --- PPO --------------------------------------------------------------------------------------------
     def answer(
         self, prompts: list[list[int]], generator: torch.Generator, sampler: ChatLM | None = None
@@ -274,13 +261,7 @@ class RLHF(ChatLM):
         """A rollout of the current policy on ``rollout`` prompts: answers, their per-token rewards, GAE advantages
         (whitened) and returns; its figures go to :meth:`train_metrics`."""
         c = self.config
-        g = torch.Generator().manual_seed(seed)
-        n = len(prompts)
-        pick = (
-            torch.randperm(n, generator=g)[: c.rollout]
-            if c.rollout <= n
-            else torch.randint(n, (c.rollout,), generator=g)
-        )
+        pick = torch.randint(len(prompts), (c.rollout,), generator=torch.Generator().manual_seed(seed))
         was = self.training
         self.eval()
         try:
@@ -331,17 +312,12 @@ class RLHF(ChatLM):
         logp, ref = self.pair_logprobs(batch)
         B = len(logp) // 2
         loss, chosen, rejected = rl.dpo_loss(logp[:B], logp[B:], ref[:B], ref[B:], beta=self.config.beta)
-        return (
-            loss,
-            {
-                "accuracy": (chosen > rejected).float().mean(),
-                "margin": (chosen - rejected).mean(),
-                "chosen_logp": logp[:B].detach().mean(),
-                "rejected_logp": logp[B:].detach().mean(),
-                "chosen_shift": (logp[:B].detach() - ref[:B]).mean(),  # log π − log π_ref: against the start
-                "rejected_shift": (logp[B:].detach() - ref[B:]).mean(),
-            },
-        )
+        logp = logp.detach()
+        return loss, {"accuracy": (chosen > rejected).float().mean(), "margin": (chosen - rejected).mean(),
+                      "chosen_logp": logp[:B].mean(), "rejected_logp": logp[B:].mean(),
+                      # log π − log π_ref: how each answer's probability moved from the start
+                      "chosen_shift": (logp[:B] - ref[:B]).mean(),
+                      "rejected_shift": (logp[B:] - ref[B:]).mean()}  # fmt: skip
 
     # --- the objective and its figures --------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -398,7 +374,8 @@ class RLHF(ChatLM):
         """The last held-out figures (DPO without held-out pairs: the training pairs'); DPO warns when both the
         chosen and the rejected answers lost probability against the start, π_ref (and records ``both_fell``)."""
         figures = dict(evals) if evals else self.evaluate(data.val if len(data.val) else data.train)
-        if self.config.method == "dpo" and figures.get("val_chosen_shift", 0) < 0 > figures["val_rejected_shift"]:
+        fell = [figures.get(f"val_{k}_shift", 0.0) < 0 for k in ("chosen", "rejected")]
+        if self.config.method == "dpo" and all(fell):
             warnings.warn(
                 "DPO lowered the log-probability of both the chosen and the rejected answers (a known failure: "
                 "probability moves to answers in neither set); check the samples, or lower beta or the steps",
