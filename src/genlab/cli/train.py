@@ -199,6 +199,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
   genlab train autoencoder --data shapes --init runs/ae --set train_encoder=false --set disc_weight=0 --out runs/ae-dec
                                                              # fine-tune the decoder alone (latents unchanged)
   genlab train chat --data chatterbot --init gpt-kjv --out runs/sft     # supervised fine-tuning (docs/chat.md)
+  genlab train rlhf --method ppo --policy runs/sft --reward runs/rm --prompts prompts:train --out runs/ppo
+  genlab train rlhf --method dpo --policy runs/sft --data pairs.jsonl --set beta=0.1 --out runs/dpo
   genlab train clip --data shapes --out runs/clip
   genlab train text2image --data shapes --autoencoder runs/ae --text-encoder runs/clip --out runs/t2i
   genlab train segment --data shapes --preset tiny --out runs/seg        # promptable segmentation, ~1.5 hours on a CPU

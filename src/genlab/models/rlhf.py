@@ -129,12 +129,12 @@ class RLHF(ChatLM):
     }  # fmt: skip
     presets = {
         # rollouts of 32 prompts, 2 passes in minibatches of 8: a rollout every 8 steps, checkpoints on rollout
-        # boundaries; lr constant (the cosine would stop PPO early); no weight decay (it pulls away from π_ref too)
-        "tiny": dict(rollout=32, ppo_epochs=2, batch_size=8, lr=5e-5, min_lr=5e-5, warmup=0, weight_decay=0.0,
+        # boundaries; lr constant after a two-rollout warmup; no weight decay (it pulls away from π_ref too)
+        "tiny": dict(rollout=32, ppo_epochs=2, batch_size=8, lr=5e-5, min_lr=5e-5, warmup=16, weight_decay=0.0,
                      steps=288, log_every=1, eval_every=48, eval_batches=4, ckpt_every=48),
-        "small": dict(rollout=32, ppo_epochs=4, batch_size=8, lr=3e-5, min_lr=3e-5, warmup=0, weight_decay=0.0,
+        "small": dict(rollout=32, ppo_epochs=4, batch_size=8, lr=3e-5, min_lr=3e-5, warmup=32, weight_decay=0.0,
                       steps=1600, log_every=1, eval_every=160, eval_batches=8, ckpt_every=160),
-        "base": dict(rollout=64, ppo_epochs=4, batch_size=16, lr=1e-5, min_lr=1e-5, warmup=0, weight_decay=0.0,
+        "base": dict(rollout=64, ppo_epochs=4, batch_size=16, lr=1e-5, min_lr=1e-5, warmup=64, weight_decay=0.0,
                      steps=4000, log_every=1, eval_every=320, eval_batches=8, ckpt_every=320),
     }  # fmt: skip
 
