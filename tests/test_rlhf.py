@@ -35,8 +35,8 @@ TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 64}
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
-    """A tiny SFT policy (each question answered by several short answers), prompts, pairs and two reward models
-    with random weights: one on the policy's tokenizer, one on another."""
+    """A tiny SFT policy (each question answered by several short answers), prompts, pairs and reward models with
+    random weights: one on the policy's tokenizer, one on another, one with a shorter context."""
     from genlab.train.run import train
 
     root = tmp_path_factory.mktemp("rlhf")
@@ -50,10 +50,10 @@ def world(tmp_path_factory) -> dict[str, Path]:
     (root / "pairs.jsonl").write_text("\n".join(json.dumps(p) for p in pairs) + "\n", encoding="utf-8")
     tok = load_model(root / "sft").tokenizer
     other = with_specials(CharTokenizer.train("abcdefghijklmnopqrstuvwxyz?!. "), SPECIALS)
-    for name, t in (("rm", tok), ("rm-other", other)):
-        save_model(RewardModel(RewardConfig(vocab_size=t.vocab_size, **TINY), t), root / name)
+    for name, t, block in (("rm", tok, 64), ("rm-other", other, 64), ("rm-short", tok, 32)):
+        save_model(RewardModel(RewardConfig(vocab_size=t.vocab_size, **TINY | {"block_size": block}), t), root / name)
     return {"root": root, "sft": root / "sft", "prompts": root / "prompts.txt", "pairs": root / "pairs.jsonl",
-            "rm": root / "rm", "rm-other": root / "rm-other"}  # fmt: skip
+            "rm": root / "rm", "rm-other": root / "rm-other", "rm-short": root / "rm-short"}  # fmt: skip
 
 
 class CharReward(torch.nn.Module):
@@ -181,6 +181,7 @@ def test_dpo_through_the_cli_learns_the_pairs_and_warns_when_both_answers_fall(c
         (["--method", "dpo", "--set", "beta=-1"], ["beta=-1.0"]),
         (["--method", "ppo", "--reward", "RM", "--set", "kl_coef=-0.1"], ["kl_coef=-0.1"]),
         (["--method", "ppo", "--reward", "RM-OTHER"], ["--reward", "tokenizer"]),
+        (["--method", "ppo", "--reward", "RM-SHORT"], ["--reward", "context (32 tokens)"]),
         (["--method", "ppo"], ["--reward DIR"]),
         (["--method", "ppo", "--reward", "RM", "--policy", "gpt-kjv"], ["gpt", "chat model"]),
         (["--method", "ppo", "--reward", "RM", "--policy", "RM"], ["reward", "chat model"]),
@@ -191,7 +192,7 @@ def test_dpo_through_the_cli_learns_the_pairs_and_warns_when_both_answers_fall(c
     ],
 )
 def test_bad_rlhf_input_is_one_line_and_leaves_no_run(cli, world, tmp_path, extra, needles):
-    names = {"RM": world["rm"], "RM-OTHER": world["rm-other"], "SFT": world["sft"]}
+    names = {"RM": world["rm"], "RM-OTHER": world["rm-other"], "RM-SHORT": world["rm-short"], "SFT": world["sft"]}
     extra = [names.get(a, a) for a in extra]
     data = world["pairs"] if "dpo" in extra else world["prompts"]
     policy = [] if "--policy" in extra else ["--policy", world["sft"]]

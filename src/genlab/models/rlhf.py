@@ -187,6 +187,9 @@ class RLHF(ChatLM):
             if theirs is None or theirs.to_json() != tok.to_json():
                 raise GenlabError("--reward: its tokenizer differs from the --policy model's; train the reward model "
                                   "from the same SFT model")  # fmt: skip
+            if reward.config.block_size < config.block_size:
+                raise GenlabError(f"--reward: its context ({reward.config.block_size} tokens) is shorter than the "
+                                  f"--policy model's ({config.block_size})")  # fmt: skip
         fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
         read = _prompt_data if config.method == "ppo" else _pair_data
         data = read(source, tok, config, fraction)
@@ -371,8 +374,8 @@ class RLHF(ChatLM):
         return {f"val_{k}": v / len(val) for k, v in sums.items()}
 
     def final_figures(self, data: TrainingData, evals: dict[str, Any]) -> dict[str, Any]:
-        """The last held-out figures (DPO without held-out pairs: the training pairs'); DPO warns when both the
-        chosen and the rejected answers lost probability against the start, π_ref (and records ``both_fell``)."""
+        """The last held-out figures (without held-out data: the training data's); DPO warns when both the chosen
+        and the rejected answers lost probability against the start, π_ref (and records ``both_fell``)."""
         figures = dict(evals) if evals else self.evaluate(data.val if len(data.val) else data.train)
         fell = [figures.get(f"val_{k}_shift", 0.0) < 0 for k in ("chosen", "rejected")]
         if self.config.method == "dpo" and all(fell):
