@@ -241,8 +241,8 @@ class ChatLM(GPT):
             + f"; vocabulary {tok.vocab_size} ({tok.kind} + {len(SPECIALS)} template tokens)"
         )
         cache: dict[str, Any] = {"tokenizer": tok}
-        if options.init_from is not None:
-            cache["init"] = options.init_from
+        if options.init_model is not None:
+            cache["init_model"] = options.init_model
         return TrainingData(train_ex, val_ex, describe, {"tokenizer": tok.kind, "template": "genlab-chat"}, cache)
 
     def init_from(self, source: GenerativeModel) -> None:
@@ -289,11 +289,9 @@ class ChatLM(GPT):
         figures = dict(evals) if evals else self.evaluate(data.val)
         if len(data.val):
             figures["end_rate"] = end_rate(self, [p for _, p in data.val.prompts[:64]], seed=0)
-        init = data.cache.get("init")
-        if init is not None:
-            tax = alignment_tax(init, self)
-            if tax:
-                figures |= tax
+        base = data.cache.get("init_model")
+        if base is not None:
+            figures |= alignment_tax(base, self)
         return figures
 
 
@@ -342,14 +340,13 @@ def end_rate(model: ChatLM, prompts: list[str], *, seed: int = 0, max_tokens: in
     return ended / len(prompts)
 
 
-def alignment_tax(init: Any, model: GenerativeModel) -> dict[str, float]:
-    """Nats per character on the held-out tail of the pretraining text of checkpoint ``init``, before (the
-    checkpoint) and after (``model``); {} where that text is not available here."""
-    from genlab.checkpoint import load_model
+def alignment_tax(base: GenerativeModel, model: GenerativeModel) -> dict[str, float]:
+    """Nats per character on the held-out tail of the pretraining text of ``base`` (the ``--init`` checkpoint),
+    before (``base``) and after (``model``) fine-tuning; {} where that text is not available here."""
     from genlab.eval.text import evaluate_text
 
-    base = load_model(init, device=model.device)
     run = base.run or {}
+    base.to(model.device)
     try:
         text = split_text(load_text(run["data"]), float(run.get("val_fraction", 0.1)))[1][:TAX_CHARS]
     except (KeyError, GenlabError, TypeError, ValueError):

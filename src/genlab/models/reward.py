@@ -135,7 +135,7 @@ class RewardModel(ChatLM):
             return encode_answer(tok, config.block_size, p.prompt, answer, p.system)
 
         demos = (
-            _demonstrations(options.init_from, tok, config.block_size)
+            _demonstrations(options.init_model, tok, config.block_size)
             or [encode(p, a) for g in train for p in g for a in (p.chosen, p.rejected)][:DEMOS]
         )
         train_data, val_data = _encode(encode, train, demos), _encode(encode, val, [])
@@ -244,13 +244,9 @@ def _group_batch(seqs: list[list[int]], groups: list[list[tuple[int, int]]]) -> 
 
 
 def _demonstrations(init: Any, tok: Tokenizer, block_size: int) -> list[list[int]]:
-    """Answers of the SFT data the ``--init`` checkpoint was trained on (its recorded ``--data``), as scored rows;
-    [] where that checkpoint or its data is not a chat model's here."""
-    if init is None:
-        return []
-    from genlab.checkpoint import read_config
-
-    run = read_config(init).get("run") or {}
+    """Answers of the SFT data the ``--init`` model was trained on (its recorded ``--data``), as scored rows; []
+    where that data is not conversations available here."""
+    run = (getattr(init, "run", None) or {}) if init is not None else {}
     try:
         conversations, _ = load_conversations(str(run["data"]))
     except (KeyError, GenlabError):
