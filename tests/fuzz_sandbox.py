@@ -55,8 +55,25 @@ def make_template(root: Path) -> Path:
     (root / "emptyckpt").mkdir()
     (root / "emptyckpt" / "config.json").write_bytes(b"")
     (root / "emptyckpt" / "model.safetensors").write_bytes(b"")
+    _tiny_chat(root / "chat")
+    (root / "prompts.txt").write_text("hello\nhow are you\nis it nice\n", encoding="utf-8")
     (root / "ro").chmod(0o500)
     return root
+
+
+def _tiny_chat(path: Path) -> None:
+    """A chat checkpoint with random weights: the fuzzed chat verbs read it (sampling it costs next to nothing)."""
+    import torch
+
+    from genlab.checkpoint import save_model
+    from genlab.data.chat import SPECIALS
+    from genlab.data.tokenizers import CharTokenizer, with_specials
+    from genlab.models.chat import ChatConfig, ChatLM
+
+    torch.manual_seed(0)
+    tok = with_specials(CharTokenizer(sorted(set("abcdefghijklmnopqrstuvwxyz ,.!?"))), SPECIALS)
+    cfg = ChatConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16)
+    save_model(ChatLM(cfg, tok), path)
 
 
 def read_only_works(root: Path) -> bool:

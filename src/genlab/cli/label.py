@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 from genlab.cli.common import SEED, Formatter, Num, json_out
 from genlab.errors import GenlabError
@@ -42,6 +43,8 @@ def cmd_label_pairs(args: argparse.Namespace) -> int:
     from genlab.io import write_text
     from genlab.runtime import best_device
 
+    if Path(args.out).is_dir():
+        raise GenlabError(f"--out {args.out}: is a folder; name the .jsonl file to write")
     settings = label_settings(args.set)
     judge = load_judge(args.judge)
     prompts = load_prompts(args.prompts)[: args.limit]
@@ -125,7 +128,7 @@ def add_label(sub: argparse._SubParsersAction) -> None:
         help="softmax temperature of the answers",
     )
     q.add_argument(
-        "--limit", type=Num(int, 1), default=None, help="use the first K prompts only (default: all of them)"
+        "--limit", type=Num(int, 1, 1_000_000), default=None, help="use the first K prompts only (default: all of them)"
     )
     q.add_argument("--seed", type=SEED, default=0, help="seed of the answers and the coin")
     q.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
