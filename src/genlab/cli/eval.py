@@ -244,8 +244,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     i.add_argument(
         "--judge",
         metavar="JUDGE",
-        help="text2image, autoencoder on shapes: attribute classifier DIR (default: the shipped one); chat: "
-        "sentiment (VADER, -1 to 1), length (words) or module:function (default: sentiment)",
+        help="text2image, autoencoder on shapes: an attribute classifier DIR, the shipped one if left out; chat: "
+        "sentiment (VADER, -1 to 1; the default), length (words) or module:function",
     )
     c = p.add_argument_group("chat")
     c.add_argument(
