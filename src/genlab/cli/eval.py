@@ -253,7 +253,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         default="prompts:test",
         help="prompts: a .txt (one per line), a .jsonl of {'prompt': ...}, or the bundled prompts:test / prompts:train",
     )
-    c.add_argument("--limit", type=Num(int, 1, 1_000_000), default=200, help="use the first K prompts only")
+    c.add_argument(
+        "--limit", metavar="K", type=Num(int, 1, 1_000_000), default=200, help="use the first K prompts only"
+    )
     c.add_argument("--n-samples", type=Num(int, 1, 64), default=1, dest="n_samples", help="answers sampled per prompt")
     c.add_argument(
         "--max-tokens", type=Num(int, 1, 100_000), default=64, dest="max_tokens", help="answer length limit in tokens"

@@ -128,7 +128,11 @@ def add_label(sub: argparse._SubParsersAction) -> None:
         help="softmax temperature of the answers",
     )
     q.add_argument(
-        "--limit", type=Num(int, 1, 1_000_000), default=None, help="use the first K prompts only (default: all of them)"
+        "--limit",
+        metavar="K",
+        type=Num(int, 1, 1_000_000),
+        default=None,
+        help="use the first K prompts only (default: all of them)",
     )
     q.add_argument("--seed", type=SEED, default=0, help="seed of the answers and the coin")
     q.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
