@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,9 @@ from genlab.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer, w
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
 from genlab.models.gpt import GPT, GPTConfig
+
+if TYPE_CHECKING:
+    from genlab.sampling.text import Generation
 
 IGNORE = -100  # a target the loss skips (context tokens, padding)
 TAX_CHARS = 8000  # pretraining held-out characters scored for the alignment tax
@@ -169,6 +172,29 @@ class ChatLM(GPT):
         return ids
 
     @torch.inference_mode()
+    def respond_ids(
+        self,
+        messages: Sequence[Message],
+        *,
+        n: int = 1,
+        max_tokens: int = 64,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> tuple[list[int], Generation]:
+        """(the prompt's token ids, the :class:`Generation` of ``n`` answers to ``messages``): each answer's text,
+        its token ids up to and including the special token that closed it, and whether one did."""
+        from genlab.sampling.text import generate_ids
+
+        max_tokens = min(max_tokens, self.config.block_size - 1)
+        ids = self.prompt_ids(messages, reserve=max_tokens)
+        return ids, generate_ids(
+            self, ids, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+            stop=SPECIALS, generator=generator, on_text=on_text,
+        )  # fmt: skip
+
     def respond(
         self,
         messages: Sequence[Message],
@@ -182,19 +208,21 @@ class ChatLM(GPT):
         on_text: Callable[[str], None] | None = None,
     ) -> list[str]:
         """``n`` answers to the conversation ``messages`` (the last one the user's), each ending at ``<|end|>``."""
-        from genlab.sampling.text import generate_ids
-
-        max_tokens = min(max_tokens, self.config.block_size - 1)
-        ids = self.prompt_ids(messages, reserve=max_tokens)
-        return generate_ids(
-            self, ids, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-            stop=SPECIALS, generator=generator, on_text=on_text,
-        ).texts  # fmt: skip
+        return self.respond_ids(
+            messages, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+            generator=generator, on_text=on_text,
+        )[1].texts  # fmt: skip
 
     def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
         """``B×T`` ids → ``B×(T-1)``: log p(ids[:, t+1] | ids[:, :t+1]) (differentiable; T ≤ block_size)."""
         logits = self.logits(ids[:, :-1]).float()
         return torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+
+    def response_logprobs(self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]]) -> torch.Tensor:
+        """log p(response | prompt) of each (prompt ids, response ids) row: ``B`` nats (differentiable; each row
+        at most ``block_size`` tokens), by :func:`join_batch` and :meth:`sequence_logprobs`."""
+        ids, mask = join_batch(prompts, responses)
+        return (self.sequence_logprobs(ids.to(self.device)) * mask.to(self.device)).sum(1)
 
     def sample(
         self, n: int, cond: str | None = None, *, generator: torch.Generator | None = None, **controls: Any
@@ -330,7 +358,7 @@ def end_rate(model: ChatLM, prompts: list[str], *, seed: int = 0, max_tokens: in
     if not prompts:
         return float("nan")
     tok = model.require_tokenizer()
-    max_tokens = min(max_tokens, model.config.block_size // 2)  # a small context: half for the prompt
+    max_tokens = min(max_tokens, model.config.block_size // 2)  # a small context keeps half for the prompt
     g = torch.Generator(device=model.device).manual_seed(seed)
     ended = 0
     for p in prompts:
