@@ -4,9 +4,9 @@ values, a sandbox of small input files to run them in, and the checker every run
 Shared by the bounded CI test (tests/test_fuzz.py) and the long run (bench/fuzz.py).
 
 What a draw is: a verb (generate text, generate image, eval text/image/chat, label pairs, every ``edit`` task,
-segment, classify image, export, train text/image, chat) with a cheap valid command as its base (small --n, --steps 1, tiny
-models, 32×32 images), each option absent, valid, or given a hostile value of its kind: NaN, ±inf, huge ints
-(10**24), negatives, 0, empty strings, unicode, malformed text; inputs that are empty, binary, missing, folders or
+segment, classify image, export, train text/image, chat) with a cheap valid command as its base (small --n,
+--steps 1, tiny models, 32×32 images), each option absent, valid, or given a hostile value of its kind: NaN, ±inf, huge
+ints (10**24), negatives, 0, empty strings, unicode, malformed text; inputs that are empty, binary, missing, folders or
 a unicode-named copy; outputs that are folders, a read-only folder, an input of the same command, a missing parent
 folder or a checkpoint; and for ``chat``, a stdin drawn the same way (piped turns and commands, a JSON
 conversation, empty, binary, malformed). The shipped models serve every verb that loads one, and an untrained tiny

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from genlab.data.chat import Message
+from genlab.data.chat import Message, prompt_text
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.eval.judges import Judge
 
@@ -51,14 +51,8 @@ class Answers:
 
 def fitting(model: Any, prompts: Sequence[str], max_tokens: int) -> list[str]:
     """The ``prompts`` whose template leaves ``max_tokens`` positions of ``model``'s context for the answer."""
-    out = []
-    for p in prompts:
-        try:
-            model.prompt_ids([Message("user", p)], reserve=max_tokens)
-        except GenlabError:
-            continue
-        out.append(p)
-    return out
+    tok, room = model.require_tokenizer(), model.config.block_size - max_tokens
+    return [p for p in prompts if len(tok.encode(prompt_text(p))) <= room]
 
 
 def sample_answers(
