@@ -3,10 +3,10 @@ values, a sandbox of small input files to run them in, and the checker every run
 
 Shared by the bounded CI test (tests/test_fuzz.py) and the long run (bench/fuzz.py).
 
-What a draw is: a verb (generate text, generate image, eval text/image, every ``edit`` task, segment,
-classify image, export, train text/image/rlhf, chat) with a cheap valid command as its base (small --n, --steps 1, tiny
-models, 32×32 images), each option absent, valid, or given a hostile value of its kind: NaN, ±inf, huge ints
-(10**24), negatives, 0, empty strings, unicode, malformed text; inputs that are empty, binary, missing, folders or
+What a draw is: a verb (generate text, generate image, eval text/image/chat, label pairs, every ``edit`` task,
+segment, classify image, export, train text/image/rlhf, chat) with a cheap valid command as its base (small --n,
+--steps 1, tiny models, 32×32 images), each option absent, valid, or given a hostile value of its kind: NaN, ±inf, huge
+ints (10**24), negatives, 0, empty strings, unicode, malformed text; inputs that are empty, binary, missing, folders or
 a unicode-named copy; outputs that are folders, a read-only folder, an input of the same command, a missing parent
 folder or a checkpoint; and for ``chat``, a stdin drawn the same way (piped turns and commands, a JSON
 conversation, empty, binary, malformed). The shipped models serve every verb that loads one, and an untrained tiny
@@ -173,6 +173,38 @@ VERBS: dict[str, tuple[tuple[str, ...], tuple[Opt, ...]]] = {
             O("--seed", "int", "0"),
             F("--json"),
             *SAMPLER,
+        ),
+    ),
+    "eval chat": (
+        ("eval", "chat"),
+        (
+            O("", "ckpt", "chat", required=True),
+            O("--prompts", "text", "prompts.txt", "prompts:test", cheap="prompts.txt"),
+            O("--judge", "str", "sentiment", "length"),
+            O("--reference", "ckpt", "chat"),
+            O("--n-samples", "count", "1", "2", cheap="1"),
+            O("--max-tokens", "count", "1", "4", cheap="4"),
+            O("--limit", "count", "1", "2", cheap="2"),
+            O("--seed", "int", "0", "3"),
+            O("--device", "str", "cpu"),
+            F("--json"),
+        ),
+    ),
+    "label pairs": (
+        ("label", "pairs"),
+        (
+            O("--model", "ckpt", "chat", required=True),
+            O("--out", "out", "pairs.jsonl", required=True),
+            O("--prompts", "text", "prompts.txt", "prompts:train", cheap="prompts.txt"),
+            O("--judge", "str", "sentiment", "length"),
+            O("--n", "count", "2", "3", cheap="2"),
+            O("--set", "str", "temperature=0", "temperature=0.5"),
+            O("--max-tokens", "count", "1", "4", cheap="4"),
+            O("--sample-temperature", "float", "0.5", "1"),
+            O("--limit", "count", "1", "2", cheap="2"),
+            O("--seed", "int", "0", "3"),
+            O("--device", "str", "cpu"),
+            F("--json"),
         ),
     ),
     "edit texture": (

@@ -61,17 +61,22 @@ def make_template(root: Path) -> Path:
     (root / "emptyckpt").mkdir()
     (root / "emptyckpt" / "config.json").write_bytes(b"")
     (root / "emptyckpt" / "model.safetensors").write_bytes(b"")
+    (root / "prompts.txt").write_text("hello\nhow are you\nis it nice\n", encoding="utf-8")
     (root / "ro").chmod(0o500)
     return root
 
 
 def tiny_chat_model(out: Path) -> None:
-    """An untrained chat model with a 64-token context (no chat model ships yet; its answers are noise)."""
+    """A chat checkpoint with random weights and a 64-token context: the fuzzed chat verbs read it (sampling it
+    costs next to nothing; its answers are noise)."""
+    import torch
+
     from genlab.checkpoint import save_model
     from genlab.data.chat import SPECIALS
     from genlab.data.tokenizers import CharTokenizer, with_specials
     from genlab.models.chat import ChatConfig, ChatLM
 
+    torch.manual_seed(0)
     tok = with_specials(CharTokenizer.train("abcdefghijklmnopqrstuvwxyz .,?!"), SPECIALS)
     model = ChatLM(ChatConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16), tok)
     save_model(model, out, run={"domain": {"kind": "nothing: untrained"}})

@@ -24,13 +24,23 @@ from .test_cli import one_line_error
 
 CORPUS = "In the beginning God created the heaven and the earth. And the earth was without form, and void.\n" * 40
 #: bundled data for families of each kind (shapes carries captions and attributes too)
-DATA = {"text": None, "image": "digits", "segment": "shapes"}
+DATA = {"text": None, "image": "digits", "segment": "shapes", "chat": "chatterbot"}
+PAIRS = [
+    {"prompt": "How are you?", "chosen": "Very well, thank you.", "rejected": "Bad."},
+    {"prompt": "How are you?", "chosen": "Very well, thank you.", "rejected": "Not so good."},
+    {"prompt": "Do you like tea?", "chosen": "I love it.", "rejected": "No."},
+] * 10
 
 
 def _data(cls: type, tmp: Path) -> str:
     if cls.trains_on == "text":
         path = tmp / "corpus.txt"
         path.write_text(CORPUS, encoding="utf-8")
+        return str(path)
+    if cls.trains_on == "pairs":
+        tmp.mkdir(parents=True, exist_ok=True)
+        path = tmp / "pairs.jsonl"
+        path.write_text("".join(json.dumps(p) + "\n" for p in PAIRS), encoding="utf-8")
         return str(path)
     return "shapes" if getattr(cls, "needs", "") in ("captions", "attributes") or cls.parts else DATA[cls.trains_on]
 

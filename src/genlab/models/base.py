@@ -56,6 +56,7 @@ class TrainOptions:
     explicit: frozenset[str] = frozenset()  # config keys the user set: data-derived values must not override them
     resume_from: Path | None = None  # the run directory when resuming (its tokenizer, ...)
     init_from: Path | None = None  # --init: the checkpoint a fine-tuning run starts from (its tokenizer, ...)
+    init_model: Any = None  # that checkpoint loaded (also when a fine-tuning run resumes): its run record, figures
 
 
 @dataclass

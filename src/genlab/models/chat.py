@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,9 @@ from genlab.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer, w
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
 from genlab.models.gpt import GPT, GPTConfig
+
+if TYPE_CHECKING:
+    from genlab.sampling.text import Generation
 
 IGNORE = -100  # a target the loss skips (context tokens, padding)
 TAX_CHARS = 8000  # pretraining held-out characters scored for the alignment tax
@@ -169,6 +172,29 @@ class ChatLM(GPT):
         return ids
 
     @torch.inference_mode()
+    def respond_ids(
+        self,
+        messages: Sequence[Message],
+        *,
+        n: int = 1,
+        max_tokens: int = 64,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> tuple[list[int], Generation]:
+        """(the prompt's token ids, the :class:`Generation` of ``n`` answers to ``messages``): each answer's text,
+        its token ids up to and including the special token that closed it, and whether one did."""
+        from genlab.sampling.text import generate_ids
+
+        max_tokens = min(max_tokens, self.config.block_size - 1)
+        ids = self.prompt_ids(messages, reserve=max_tokens)
+        return ids, generate_ids(
+            self, ids, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+            stop=SPECIALS, generator=generator, on_text=on_text,
+        )  # fmt: skip
+
     def respond(
         self,
         messages: Sequence[Message],
@@ -182,19 +208,21 @@ class ChatLM(GPT):
         on_text: Callable[[str], None] | None = None,
     ) -> list[str]:
         """``n`` answers to the conversation ``messages`` (the last one the user's), each ending at ``<|end|>``."""
-        from genlab.sampling.text import generate_ids
-
-        max_tokens = min(max_tokens, self.config.block_size - 1)
-        ids = self.prompt_ids(messages, reserve=max_tokens)
-        return generate_ids(
-            self, ids, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-            stop=SPECIALS, generator=generator, on_text=on_text,
-        ).texts  # fmt: skip
+        return self.respond_ids(
+            messages, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+            generator=generator, on_text=on_text,
+        )[1].texts  # fmt: skip
 
     def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
         """``B×T`` ids → ``B×(T-1)``: log p(ids[:, t+1] | ids[:, :t+1]) (differentiable; T ≤ block_size)."""
         logits = self.logits(ids[:, :-1]).float()
         return torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+
+    def response_logprobs(self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]]) -> torch.Tensor:
+        """log p(response | prompt) of each (prompt ids, response ids) row: ``B`` nats (differentiable; each row
+        at most ``block_size`` tokens), by :func:`join_batch` and :meth:`sequence_logprobs`."""
+        ids, mask = join_batch(prompts, responses)
+        return (self.sequence_logprobs(ids.to(self.device)) * mask.to(self.device)).sum(1)
 
     def sample(
         self, n: int, cond: str | None = None, *, generator: torch.Generator | None = None, **controls: Any
@@ -241,8 +269,8 @@ class ChatLM(GPT):
             + f"; vocabulary {tok.vocab_size} ({tok.kind} + {len(SPECIALS)} template tokens)"
         )
         cache: dict[str, Any] = {"tokenizer": tok}
-        if options.init_from is not None:
-            cache["init"] = options.init_from
+        if options.init_model is not None:
+            cache["init_model"] = options.init_model
         return TrainingData(train_ex, val_ex, describe, {"tokenizer": tok.kind, "template": "genlab-chat"}, cache)
 
     def init_from(self, source: GenerativeModel) -> None:
@@ -289,11 +317,9 @@ class ChatLM(GPT):
         figures = dict(evals) if evals else self.evaluate(data.val)
         if len(data.val):
             figures["end_rate"] = end_rate(self, [p for _, p in data.val.prompts[:64]], seed=0)
-        init = data.cache.get("init")
-        if init is not None:
-            tax = alignment_tax(init, self)
-            if tax:
-                figures |= tax
+        base = data.cache.get("init_model")
+        if base is not None:
+            figures |= alignment_tax(base, self)
         return figures
 
 
@@ -332,7 +358,7 @@ def end_rate(model: ChatLM, prompts: list[str], *, seed: int = 0, max_tokens: in
     if not prompts:
         return float("nan")
     tok = model.require_tokenizer()
-    max_tokens = min(max_tokens, model.config.block_size // 2)  # a small context: half for the prompt
+    max_tokens = min(max_tokens, model.config.block_size // 2)  # a small context keeps half for the prompt
     g = torch.Generator(device=model.device).manual_seed(seed)
     ended = 0
     for p in prompts:
@@ -342,14 +368,13 @@ def end_rate(model: ChatLM, prompts: list[str], *, seed: int = 0, max_tokens: in
     return ended / len(prompts)
 
 
-def alignment_tax(init: Any, model: GenerativeModel) -> dict[str, float]:
-    """Nats per character on the held-out tail of the pretraining text of checkpoint ``init``, before (the
-    checkpoint) and after (``model``); {} where that text is not available here."""
-    from genlab.checkpoint import load_model
+def alignment_tax(base: GenerativeModel, model: GenerativeModel) -> dict[str, float]:
+    """Nats per character on the held-out tail of the pretraining text of ``base`` (the ``--init`` checkpoint),
+    before (``base``) and after (``model``) fine-tuning; {} where that text is not available here."""
     from genlab.eval.text import evaluate_text
 
-    base = load_model(init, device=model.device)
     run = base.run or {}
+    base.to(model.device)
     try:
         text = split_text(load_text(run["data"]), float(run.get("val_fraction", 0.1)))[1][:TAX_CHARS]
     except (KeyError, GenlabError, TypeError, ValueError):

@@ -27,7 +27,7 @@ from torch import nn
 from genlab.config import NONNEGATIVE, check_ranges
 from genlab.data.chat import END, SPECIALS, held_out, load_conversations, prompt_text
 from genlab.data.pairs import Pair, by_prompt, read_pairs
-from genlab.data.tokenizers import Tokenizer, load_tokenizer, with_specials
+from genlab.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer, with_specials
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
 from genlab.models.chat import ChatConfig, ChatLM, exchanges, grow_embeddings
@@ -78,8 +78,7 @@ class RewardModel(ChatLM):
         nn.init.normal_(self.head.weight, std=1.0 / (config.n_embd + 1) ** 0.5)
         nn.init.zeros_(self.head.bias)
 
-    def sample(self, n: int, cond: Any = None, *, generator: torch.Generator | None = None, **controls: Any) -> Any:
-        return GenerativeModel.sample(self, n, cond, generator=generator, **controls)
+    sample = GenerativeModel.sample  # a scorer: it draws no answers (no_samples says what it does)
 
     # --- scoring ---------------------------------------------------------------------------------------
     def score_ids(self, ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
@@ -119,10 +118,13 @@ class RewardModel(ChatLM):
         cls, source: str, config: Any, options: TrainOptions, parts: dict[str, GenerativeModel]
     ) -> TrainingData:
         pairs = read_pairs(source)
-        known = options.resume_from or options.init_from
-        if known is None:
-            raise GenlabError("a reward model starts from a chat (SFT) model: give --init DIR (e.g. runs/sft)")
-        tok = with_specials(load_tokenizer(known), SPECIALS)
+        known = options.resume_from or options.init_from  # a reward model usually starts from the SFT model
+        if known is not None:
+            tok = load_tokenizer(known)
+        else:
+            text = "".join(p.prompt + p.chosen + p.rejected + (p.system or "") for p in pairs)
+            tok = train_tokenizer(options.tokenizer, text, options.vocab_size)
+        tok = with_specials(tok, SPECIALS)
         config.vocab_size = tok.vocab_size
         fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
         groups = by_prompt(pairs)
@@ -135,7 +137,7 @@ class RewardModel(ChatLM):
             return encode_answer(tok, config.block_size, p.prompt, answer, p.system)
 
         demos = (
-            _demonstrations(options.init_from, tok, config.block_size)
+            _demonstrations(options.init_model, tok, config.block_size)
             or [encode(p, a) for g in train for p in g for a in (p.chosen, p.rejected)][:DEMOS]
         )
         train_data, val_data = _encode(encode, train, demos), _encode(encode, val, [])
@@ -244,13 +246,9 @@ def _group_batch(seqs: list[list[int]], groups: list[list[tuple[int, int]]]) -> 
 
 
 def _demonstrations(init: Any, tok: Tokenizer, block_size: int) -> list[list[int]]:
-    """Answers of the SFT data the ``--init`` checkpoint was trained on (its recorded ``--data``), as scored rows;
-    [] where that checkpoint or its data is not a chat model's here."""
-    if init is None:
-        return []
-    from genlab.checkpoint import read_config
-
-    run = read_config(init).get("run") or {}
+    """Answers of the SFT data the ``--init`` model was trained on (its recorded ``--data``), as scored rows; []
+    where that data is not conversations available here."""
+    run = (getattr(init, "run", None) or {}) if init is not None else {}
     try:
         conversations, _ = load_conversations(str(run["data"]))
     except (KeyError, GenlabError):

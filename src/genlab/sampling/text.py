@@ -60,7 +60,8 @@ def filter_logits(
 ) -> torch.Tensor:
     """Scale ``B×V`` logits by 1/temperature, then keep the top-k and the smallest set whose
     probability reaches top_p (Holtzman et al. 2020); the rest become -inf."""
-    logits = logits.float() / temperature
+    # a floor on T: below it float32 logits / T overflow to ±inf and softmax gives NaN; at it sampling is greedy
+    logits = logits.float() / max(temperature, 1e-30)
     if 0 < top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -122,6 +122,9 @@ def _train(
     options.seed, options.explicit = tcfg.seed, frozenset(plan.explicit)
     options.resume_from = out if resume else None
     options.init_from = init
+    started_from = init if init is not None else plan.saved.get("init")  # a resumed fine-tuning run's too
+    if started_from is not None and Path(started_from).is_dir():
+        options.init_model = load_model(started_from)
     part_paths = resolve_parts(cls, mcfg, parts or {}, plan.saved, resume)
     loaded = {name: load_model(path, task=cls.parts[name].task) for name, path in part_paths.items()}
     dataset = cls.prepare_data(data, mcfg, options, loaded)
@@ -144,8 +147,10 @@ def _train(
         model = cls.rebuild(mcfg, out, loaded) if resume else cls.build(mcfg, dataset, loaded)
         model.attach_parts(loaded)
         if init is not None:
-            _load_init(model, init)
+            _load_init(model, init, options.init_model)
             run_info["init"] = str(init)
+        elif plan.saved.get("init"):
+            run_info["init"] = plan.saved["init"]
         say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
         held_out = len(dataset.val) > 0
         trainer = Trainer(
@@ -226,9 +231,10 @@ def _summary(
     return summary | {"held_out": held_out}
 
 
-def _load_init(model: GenerativeModel, init: Path) -> None:
-    """Start ``model`` from checkpoint ``init`` (its EMA weights where it kept them): the family's ``init_from``."""
+def _load_init(model: GenerativeModel, init: Path, source: GenerativeModel) -> None:
+    """Start ``model`` from ``source``, checkpoint ``init`` loaded (its EMA weights where it kept them): the
+    family's ``init_from``."""
     try:
-        model.init_from(load_model(init))
+        model.init_from(source)
     except GenlabError as e:
         raise GenlabError(f"--init {init}: {str(e).removeprefix('--init: ')}") from None
