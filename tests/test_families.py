@@ -24,7 +24,7 @@ from .test_cli import one_line_error
 
 CORPUS = "In the beginning God created the heaven and the earth. And the earth was without form, and void.\n" * 40
 #: bundled data for families of each kind (shapes carries captions and attributes too)
-DATA = {"text": None, "image": "digits", "segment": "shapes", "chat": "chatterbot"}
+DATA = {"text": None, "image": "digits", "segment": "shapes", "chat": "chatterbot", "rlhf": "prompts:train"}
 PAIRS = [
     {"prompt": "How are you?", "chosen": "Very well, thank you.", "rejected": "Bad."},
     {"prompt": "How are you?", "chosen": "Very well, thank you.", "rejected": "Not so good."},
@@ -33,6 +33,8 @@ PAIRS = [
 
 
 def _data(cls: type, tmp: Path) -> str:
+    if cls.family in DATA:
+        return DATA[cls.family]
     if cls.trains_on == "text":
         path = tmp / "corpus.txt"
         path.write_text(CORPUS, encoding="utf-8")
@@ -45,9 +47,12 @@ def _data(cls: type, tmp: Path) -> str:
     return "shapes" if getattr(cls, "needs", "") in ("captions", "attributes") or cls.parts else DATA[cls.trains_on]
 
 
-def build_tiny(name: str, tmp: Path) -> tuple[GenerativeModel, object, object]:
+def build_tiny(
+    name: str, tmp: Path, init: Path | None = None
+) -> tuple[GenerativeModel, object, object, dict[str, GenerativeModel]]:
     """A fresh model of family ``name`` from its smallest preset, built by its own hooks from bundled data (its
-    trained parts built the same way, untrained, and saved), its first training batch and its held-out data."""
+    trained parts built the same way, untrained, and saved; a part that fine-tunes from an earlier part, as a reward
+    model from the policy, starts from it: ``init``), its first training batch, its held-out data and its parts."""
     cls = family_class(name)
     mcfg, tcfg = resolve_configs(cls, "tiny", {})
     parts = {}
@@ -57,17 +62,20 @@ def build_tiny(name: str, tmp: Path) -> tuple[GenerativeModel, object, object]:
         if part.default is not None:
             parts[part_name] = load_model(default_model(part.default))
         else:
-            sub, _, _ = build_tiny(part.task, tmp / part_name)
+            sub_cls = family_class(part.task)
+            start = next((tmp / n for n, p in parts.items() if p.family in sub_cls.init_families), None)
+            sub, _, _, _ = build_tiny(part.task, tmp / part_name, start)
             save_model(sub, tmp / part_name)
             parts[part_name] = load_model(tmp / part_name)
-    data = cls.prepare_data(_data(cls, tmp), mcfg, TrainOptions(), parts)
+    options = TrainOptions(init_from=init, init_model=load_model(init) if init else None)
+    data = cls.prepare_data(_data(cls, tmp), mcfg, options, parts)
     model = cls.build(mcfg, data, parts)
     model.attach_parts(parts)
     if cls.trains_by_counting:
         model.fit_data(data)
-        return model, None, data.val
+        return model, None, data.val, parts
     batch = model.batches(data, batch_size=4, seed=0, rank=0)(0)
-    return model, batch, data.val
+    return model, batch, data.val, parts
 
 
 def _outputs(model: GenerativeModel, batch: object, val: object) -> list[torch.Tensor]:
@@ -112,7 +120,7 @@ def test_an_unknown_set_key_lists_the_valid_ones(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_the_family_contract(name, tmp_path):
-    model, batch, val = build_tiny(name, tmp_path)
+    model, batch, val, parts = build_tiny(name, tmp_path)
     if batch is not None:
         # the loss is finite, and each optimizer's loss reaches every parameter of that optimizer and no other
         model.train()
@@ -137,6 +145,7 @@ def test_the_family_contract(name, tmp_path):
     save_model(model, tmp_path / "ckpt")
     loaded = load_model(tmp_path / "ckpt")
     assert type(loaded) is type(model)
+    loaded.attach_parts(parts)  # what the checkpoint does not store comes back as on --resume
     for a, b in zip(_outputs(model, batch, val), _outputs(loaded, batch, val), strict=True):
         assert torch.equal(a, b), name
 

@@ -187,9 +187,10 @@ class RLHF(ChatLM):
             if theirs is None or theirs.to_json() != tok.to_json():
                 raise GenlabError("--reward: its tokenizer differs from the --policy model's; train the reward model "
                                   "from the same SFT model")  # fmt: skip
-            if reward.config.block_size < config.block_size:
-                raise GenlabError(f"--reward: its context ({reward.config.block_size} tokens) is shorter than the "
-                                  f"--policy model's ({config.block_size})")  # fmt: skip
+            context = getattr(reward, "max_context", None)
+            if context is not None and context < config.block_size:
+                raise GenlabError(f"--reward: its context ({context} tokens) is shorter than the --policy model's "
+                                  f"({config.block_size})")  # fmt: skip
         fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
         read = _prompt_data if config.method == "ppo" else _pair_data
         data = read(source, tok, config, fraction)
