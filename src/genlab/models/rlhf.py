@@ -280,7 +280,7 @@ class RLHF(ChatLM):
                               "is resumable: try a lower learning rate (--set lr=...)")  # fmt: skip
         coef = float(self.kl_coef_now)
         rewards = -coef * (s["logp"] - s["ref"]) * mask  # the per-token KL penalty (Ziegler et al. 2019, eq. 2)
-        rewards[torch.arange(len(ids)), s["last"]] += s["score"]  # the reward model's score at the last token
+        rewards[torch.arange(len(ids), device=ids.device), s["last"]] += s["score"]  # the RM's score: last token
         adv, returns = rl.gae(rewards, s["values"], mask, gamma=c.gamma, lam=c.gae_lambda)
         self._rollout_figures = {
             "reward": s["score"].mean().item(),
