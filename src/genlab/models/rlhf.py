@@ -276,8 +276,8 @@ class RLHF(ChatLM):
             self.train(was)
         kl = s["kl"].mean().item()
         if not math.isfinite(kl):
-            raise GenlabError(f"the KL to the reference became {kl} in a rollout; the last checkpoint in --out "
-                              "is resumable: try a lower learning rate (--set lr=...)")  # fmt: skip
+            raise GenlabError(f"the KL to the reference became {kl} in a rollout; the last checkpoint in --out (if "
+                              "any) stays resumable: try a lower learning rate (--set lr=...)")  # fmt: skip
         coef = float(self.kl_coef_now)
         rewards = -coef * (s["logp"] - s["ref"]) * mask  # the per-token KL penalty (Ziegler et al. 2019, eq. 2)
         rewards[torch.arange(len(ids), device=ids.device), s["last"]] += s["score"]  # the RM's score: last token
