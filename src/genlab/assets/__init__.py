@@ -19,6 +19,7 @@ DEFAULTS: dict[str, str] = {
     "features": "features-shapes",  # the perceptual loss of genlab train autoencoder
     "attributes": "attributes-shapes",  # the judge of genlab eval text2image
     "segment": "sam-shapes",  # genlab segment, genlab.SegmentPredictor
+    "chat": "chat-kjv",  # genlab chat, genlab label pairs
 }
 
 

@@ -1,8 +1,8 @@
 """``genlab demo``: run every shipped default model end to end and write an HTML report.
 
 Each section is a function ``(out_dir, seed) -> html``; later capabilities append theirs to SECTIONS. The model
-sections (text, image, text-to-image) live here; editing's in :mod:`genlab.demo.edit`, segmentation's in
-:mod:`genlab.demo.segment`.
+sections (text, image, text-to-image) live here; chat's in :mod:`genlab.demo.chat`, editing's in
+:mod:`genlab.demo.edit`, segmentation's in :mod:`genlab.demo.segment`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from genlab.checkpoint import load_model
+from genlab.demo.chat import chat_section
 from genlab.demo.edit import edit_section
 from genlab.demo.segment import segment_section
 from genlab.io import write_text
@@ -201,6 +202,7 @@ def text2image_section(out_dir: Path, seed: int) -> str:
 
 SECTIONS: list[tuple[str, Callable[[Path, int], str]]] = [
     ("text", text_section),
+    ("chat", chat_section),
     ("image", image_section),
     ("text2image", text2image_section),
     ("edit", edit_section),

@@ -97,6 +97,7 @@ def _train(
     device: str | None,
     quiet: bool,
 ) -> dict[str, Any]:
+    given_init = str(init) if init is not None else None  # recorded as given: a shipped name stays a name
     init = shipped_or_path(init) if init is not None else None
     overrides = dict(overrides or {})
     options = options or TrainOptions()
@@ -123,7 +124,7 @@ def _train(
     options.resume_from = out if resume else None
     options.init_from = init
     started_from = init if init is not None else plan.saved.get("init")  # a resumed fine-tuning run's too
-    if started_from is not None and Path(started_from).is_dir():
+    if started_from is not None and shipped_or_path(started_from).is_dir():
         options.init_model = load_model(started_from)
     part_paths = resolve_parts(cls, mcfg, parts or {}, plan.saved, resume)
     loaded = {name: load_model(path, task=cls.parts[name].task) for name, path in part_paths.items()}
@@ -148,7 +149,7 @@ def _train(
         model.attach_parts(loaded)
         if init is not None:
             _load_init(model, init, options.init_model)
-            run_info["init"] = str(init)
+            run_info["init"] = given_init
         elif plan.saved.get("init"):
             run_info["init"] = plan.saved["init"]
         say(f"model: {cls.family}, {model.num_params() / 1e6:.2f} M parameters, device {dev}")
