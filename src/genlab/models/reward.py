@@ -199,6 +199,7 @@ class RewardModel(ChatLM):
             "val_pairs": int(idx.shape[0]),
         }
 
+    @torch.no_grad()
     def final_figures(self, data: TrainingData, evals: dict[str, Any]) -> dict[str, Any]:
         figures = dict(evals) if evals else self.evaluate(data.val)
         if data.train.demos:
