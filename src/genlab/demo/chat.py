@@ -19,21 +19,26 @@ PROMPTS = ("Hello", "How are you?", "What is your favorite book?", "Tell me abou
 STAGES = (("pretrained (gpt-kjv, template only)", "text"), ("SFT", "chat"), ("RLHF", "chat-rlhf"))
 
 
+def _installed(task: str) -> bool:
+    return task in DEFAULTS and (ROOT / DEFAULTS[task] / "config.json").is_file()
+
+
 def _models() -> list[tuple[str, ChatLM]]:
-    """(label, chat model) for every stage that ships; the pretrained GPT is read through the chat template, its
-    new template tokens at the mean embedding (what SFT starts from)."""
+    """(label, chat model) for every stage that ships (none without the shipped chat model); the pretrained GPT is
+    read through the chat template, its new template tokens at the mean embedding (what SFT starts from)."""
+    if not _installed("chat"):
+        return []
+    chat = load_model(task="chat")
     out = []
     for label, task in STAGES:
-        if task not in DEFAULTS or not (ROOT / DEFAULTS[task] / "config.json").is_file():
+        if not _installed(task):
             continue
         if task == "text":
-            chat = load_model(task="chat")
-            base = load_model(task="text")
             model = type(chat)(chat.config, chat.tokenizer)
-            model.init_from(base)
+            model.init_from(load_model(task="text"))
             model.eval()
         else:
-            model = load_model(task=task)
+            model = chat if task == "chat" else load_model(task=task)
         out.append((label, model))
     return out
 
@@ -49,13 +54,13 @@ def chat_section(out_dir: Path, seed: int) -> str:
         cells = []
         for _, model in models:
             g = torch.Generator().manual_seed(seed + i)
-            answer = model.respond([Message("user", prompt)], max_tokens=48, generator=g)[0]
+            answer = model.respond([Message("user", prompt)], max_tokens=48, temperature=0.7, generator=g)[0]
             score = judge([prompt], [answer])[0]
             cells.append(f"<td>{html.escape(answer)}<div class='meta'>sentiment {score:+.2f}</div></td>")
         rows.append(f"<tr><td><b>{html.escape(prompt)}</b></td>{''.join(cells)}</tr>")
     return (
         "<h2>Chat: from a pretrained model to a chat model</h2>"
-        "<p>The same prompts, sampled at temperature 1 with the same seed, answered by each stage (docs/chat.md). "
+        "<p>The same prompts, sampled at temperature 0.7 with the same seed, answered by each stage (docs/chat.md). "
         "The pretrained model has never seen the template, so it rarely closes an answer; supervised fine-tuning on "
         "the bundled dialogues teaches it the turn-taking; RLHF tunes it to what the judge (VADER sentiment) prefers. "
         "Try: <code>genlab chat</code></p>"
