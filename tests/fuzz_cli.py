@@ -212,8 +212,8 @@ VERBS: dict[str, tuple[tuple[str, ...], tuple[Opt, ...]]] = {
         (
             O("", "ckpt", "chat", required=True),
             O("--reference", "ckpt", "chat", required=True),
-            O("--reward", "ckpt", "reward", required=True),
-            O("--held-out-reward", "ckpt", "reward2", required=True),
+            O("--reward", "ckpt", "rm", required=True),
+            O("--held-out-reward", "ckpt", "rm2", required=True),
             O("--out", "outdir", "report", "folder", required=True),
             O("--prompts", "text", "prompts.txt", "prompts:test", cheap="prompts.txt"),
             O("--judge", "str", "sentiment", "length"),

@@ -50,8 +50,8 @@ def make_template(root: Path) -> Path:
     (root / "ro").mkdir()
     shutil.copytree(default_model("text"), root / "ckpt")
     tiny_chat_model(root / "chat")
-    tiny_reward_model(root / "reward", seed=1)
-    tiny_reward_model(root / "reward2", seed=2)
+    tiny_reward_model(root / "chat", root / "rm")
+    tiny_reward_model(root / "chat", root / "rm2")  # another draw of weights: compare chat's held-out reward model
     (root / "badckpt").mkdir()
     (root / "badckpt" / "config.json").write_text("{not json", encoding="utf-8")
     (root / "badckpt" / "model.safetensors").write_bytes(bytes(rng.integers(0, 256, 300, dtype=np.uint8)))
@@ -63,36 +63,28 @@ def make_template(root: Path) -> Path:
     return root
 
 
-def _chat_tokenizer():  # noqa: ANN202
-    from genlab.data.chat import SPECIALS
-    from genlab.data.tokenizers import CharTokenizer, with_specials
-
-    return with_specials(CharTokenizer.train("abcdefghijklmnopqrstuvwxyz .,?!"), SPECIALS)
-
-
 def tiny_chat_model(out: Path) -> None:
     """A chat checkpoint with random weights and a 64-token context: the fuzzed chat verbs read it (sampling it
     costs next to nothing; its answers are noise)."""
     import torch
 
     from genlab.checkpoint import save_model
+    from genlab.data.chat import SPECIALS
+    from genlab.data.tokenizers import CharTokenizer, with_specials
     from genlab.models.chat import ChatConfig, ChatLM
 
     torch.manual_seed(0)
-    tok = _chat_tokenizer()
+    tok = with_specials(CharTokenizer.train("abcdefghijklmnopqrstuvwxyz .,?!"), SPECIALS)
     model = ChatLM(ChatConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16), tok)
     save_model(model, out, run={"domain": {"kind": "nothing: untrained"}})
 
 
-def tiny_reward_model(out: Path, seed: int) -> None:
-    """A reward checkpoint with random weights and the tiny chat model's tokenizer (compare chat reads two)."""
-    import torch
-
-    from genlab.checkpoint import save_model
+def tiny_reward_model(chat: Path, out: Path) -> None:
+    """An untrained reward model on the tokenizer of the chat model in ``chat`` (its scores are noise)."""
+    from genlab.checkpoint import load_model, save_model
     from genlab.models.reward import RewardConfig, RewardModel
 
-    torch.manual_seed(seed)
-    tok = _chat_tokenizer()
+    tok = load_model(chat).tokenizer
     save_model(
         RewardModel(RewardConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16), tok), out
     )
