@@ -56,6 +56,7 @@ CAPS: list[tuple[str, tuple[str, ...]]] = [
     (r"^genlab eval text .*--data kjv", ("--val-fraction", "0.001")),
     (r"^genlab eval text2image ", ("--samples", "4", "--steps", "5")),
     (r"^genlab (label pairs|eval chat) ", ("--limit", "4", "--max-tokens", "24")),  # sampling answers: slow
+    (r"^genlab compare chat ", ("--limit", "4", "--max-tokens", "24", "--best-of", "1,2")),
 ]
 
 SKIPS = [
@@ -237,7 +238,10 @@ def make_inputs(argv: list[str], cwd: Path, home: Path) -> list[str]:
         elif suffix in TEXT_SUFFIXES and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             lines = CORPUS.splitlines()
-            if suffix == ".jsonl":
+            if suffix == ".jsonl" and "pairs" in path.stem:  # preference pairs (genlab train reward, rlhf)
+                lines = [json.dumps({"prompt": f"line {k}?", "chosen": line, "rejected": line[::-1]})
+                         for k, line in enumerate(lines[:40])]  # fmt: skip
+            elif suffix == ".jsonl":
                 lines = [json.dumps({"text": line}) for line in lines]
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         elif before == "--data" and (token.startswith(str(home)) or token.endswith("/")) and not path.exists():
