@@ -227,9 +227,9 @@ def targets(result: dict) -> dict:
             "met": target(score, lambda s, k, r: s >= r + 0.3 and k <= 10, kl, sft_row.get("score")),
         }
         out[f"{run}_score_ge_best_of_16"] = {
-            "target": "judge score ≥ best-of-16's (by the training reward model)",
-            "measured": {"score": score, "best_of_16": bo16.get("score")},
-            "met": target(score, lambda s, b: s >= b, bo16.get("score")),
+            "target": "judge score ≥ best-of-16's (picked by the training reward model) at a KL ≤ 10 nats per answer",
+            "measured": {"score": score, "kl": kl, "best_of_16": bo16.get("score")},
+            "met": target(score, lambda s, k, b: s >= b and k <= 10, kl, bo16.get("score")),
         }
         out[f"{run}_win_rate_ge_0.70"] = {
             "target": "win rate over SFT ≥ 0.70 by the held-out reward model (95% Wilson interval; ties ½)",

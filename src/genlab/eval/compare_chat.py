@@ -6,8 +6,8 @@ Best-of-n (Stiennon et al. 2020; Gao et al. 2022; the DPO paper's "Best of N"): 
 
     KL(π_bon ‖ π_ref) = log n − (n − 1)/n   nats per answer
 
-(Stiennon et al. 2020, App. G.3; Gao et al. 2022, §2; exact when r never ties, else an upper bound: Beirami et al.
-2024). It is very KL-efficient, hence the baseline.
+(Stiennon et al. 2020; Gao et al. 2022; exact when r never ties, else an upper bound: Beirami et al. 2024). It is
+very KL-efficient, hence the baseline.
 
 Every method answers the same held-out prompts, one answer each, sampled at temperature 1 from the full distribution,
 and is measured as in :mod:`genlab.eval.chat`: the judge's mean score ± standard error over prompts, the KL from
