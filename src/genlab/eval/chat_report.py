@@ -110,7 +110,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.answers td{max-width:
 
 def _row(m: Method) -> list[tuple[str, bool]]:
     f = m.figures
-    kl = _fmt(f["kl"]) + (" (log n − (n−1)/n)" if f["kl_method"] == "analytic" else "")
+    kl = _fmt(f["kl"]) + (" (exact)" if f["kl_method"] == "analytic" else "")
     kl += f" ± {_fmt(f['kl_se'])}" if f["kl_method"] == "estimate" else ""
     win = "—" if not f["wins"] + f["ties"] + f["losses"] else (
         f"{_fmt(f['win_rate'])} [{_fmt(f['win_low'])}, {_fmt(f['win_high'])}]")  # fmt: skip
