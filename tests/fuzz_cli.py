@@ -3,14 +3,15 @@ values, a sandbox of small input files to run them in, and the checker every run
 
 Shared by the bounded CI test (tests/test_fuzz.py) and the long run (bench/fuzz.py).
 
-What a draw is: a verb (generate text, generate image, eval text/image/chat, label pairs, every ``edit`` task,
-segment, classify image, export, train text/image/rlhf, chat) with a cheap valid command as its base (small --n,
---steps 1, tiny models, 32×32 images), each option absent, valid, or given a hostile value of its kind: NaN, ±inf, huge
-ints (10**24), negatives, 0, empty strings, unicode, malformed text; inputs that are empty, binary, missing, folders or
-a unicode-named copy; outputs that are folders, a read-only folder, an input of the same command, a missing parent
-folder or a checkpoint; and for ``chat``, a stdin drawn the same way (piped turns and commands, a JSON
-conversation, empty, binary, malformed). The shipped models serve every verb that loads one, and an untrained tiny
-chat model the chat verb, so nothing is trained first.
+What a draw is: a verb (generate text, generate image, eval text/image/chat, label pairs, compare chat, every
+``edit`` task, segment, classify image, export, train text/image/rlhf, chat) with a cheap valid command as its base
+(small --n, --steps 1, tiny models, 32×32 images), each option absent, valid, or given a hostile value of its kind:
+NaN, ±inf, huge ints (10**24), negatives, 0, empty strings, unicode, malformed text; inputs that are empty, binary,
+missing, folders or a unicode-named copy; outputs that are folders, a read-only folder, an input of the same
+command, a missing parent folder or a checkpoint; and for ``chat``, a stdin drawn the same way (piped turns and
+commands, a JSON conversation, empty, binary, malformed). The shipped models serve every verb that loads one, and an
+untrained tiny chat model (and two untrained reward models with its tokenizer) the chat verbs, so nothing is trained
+first.
 
 The checker's rules, for every run (:func:`check`):
 
@@ -202,6 +203,24 @@ VERBS: dict[str, tuple[tuple[str, ...], tuple[Opt, ...]]] = {
             O("--max-tokens", "count", "1", "4", cheap="4"),
             O("--sample-temperature", "float", "0.5", "1"),
             O("--limit", "count", "1", "2", cheap="2"),
+            O("--seed", "int", "0", "3"),
+            O("--device", "str", "cpu"),
+            F("--json"),
+        ),
+    ),
+    "compare chat": (
+        ("compare", "chat"),
+        (
+            O("", "ckpt", "chat", required=True),
+            O("--reference", "ckpt", "chat", required=True),
+            O("--reward", "ckpt", "rm", required=True),
+            O("--held-out-reward", "ckpt", "rm2", required=True),
+            O("--out", "outdir", "report", "folder", required=True),
+            O("--prompts", "text", "prompts.txt", "prompts:test", cheap="prompts.txt"),
+            O("--judge", "str", "sentiment", "length"),
+            O("--best-of", "count", "1", "1,2", cheap="1,2"),
+            O("--limit", "count", "1", "2", cheap="2"),
+            O("--max-tokens", "count", "1", "4", cheap="4"),
             O("--seed", "int", "0", "3"),
             O("--device", "str", "cpu"),
             F("--json"),

@@ -55,6 +55,7 @@ def make_template(root: Path) -> Path:
     (root / "prompts.txt").write_text("\n".join(questions) + "\n", encoding="utf-8")
     pairs = [{"prompt": q, "chosen": "yes, fine.", "rejected": "no"} for q in questions]
     (root / "pairs.jsonl").write_text("\n".join(json.dumps(p) for p in pairs) + "\n", encoding="utf-8")
+    tiny_reward_model(root / "chat", root / "rm2")  # another draw of weights: compare chat's held-out reward model
     (root / "badckpt").mkdir()
     (root / "badckpt" / "config.json").write_text("{not json", encoding="utf-8")
     (root / "badckpt" / "model.safetensors").write_bytes(bytes(rng.integers(0, 256, 300, dtype=np.uint8)))

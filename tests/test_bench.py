@@ -28,3 +28,38 @@ def test_segment_targets_not_measured_are_null_never_met():
     assert segment.targets(timed)["decoder_le_10ms"] is False
     assert segment.targets(accuracy | {"cpu": {"decoder_ms_per_prompt": 3.0}})["decoder_le_10ms"] is True
     assert set(segment.targets({}).values()) == {None}
+
+
+def test_chat_targets_compare_each_figure_with_its_own_and_null_what_was_not_measured():
+    chat = _load("chat")
+    assert {v["met"] for v in chat.targets({}).values()} == {None}
+    methods = {
+        "sft (reference)": {"kind": "reference", "score": 0.1, "kl": 0.0},
+        "best-of-16": {"kind": "best-of", "score": 0.35, "kl": 1.8},
+        "ppo": {"kind": "run", "score": 0.45, "kl": 9.0, "win_rate": 0.72, "win_low": 0.6, "win_high": 0.8},
+        "dpo": {"kind": "run", "score": 0.5, "kl": 12.0, "win_rate": 0.69, "win_low": 0.6, "win_high": 0.8},
+    }
+    result = {
+        "sft": {"sft": {"end_rate": 0.8, "held_out_loss": 2.0}, "base": {"end_rate": 0.0, "held_out_loss": 3.0}},
+        "rm": {"rm": {"val_accuracy": 0.6, "judge_agreement_held_out": 0.7}},
+        "compare": {"methods": methods},
+        "timing_s": {"total": 3000.0},
+    }
+    met = {k: v["met"] for k, v in chat.targets(result).items()}
+    assert met["sft_end_rate_above_base"] and met["sft_loss_below_base"]
+    assert met["rm_accuracy_ge_0.85x_agreement"] is True  # 0.6 ≥ 0.85 × 0.7 = 0.595
+    assert met["rm2_accuracy_ge_0.85x_agreement"] is None  # rm2 not trained
+    assert met["ppo_score_ge_sft_plus_0.3_at_kl_le_10"] is True  # 0.45 ≥ 0.1 + 0.3 at KL 9
+    assert met["dpo_score_ge_sft_plus_0.3_at_kl_le_10"] is False  # KL 12 > 10
+    assert met["ppo_score_ge_best_of_16"] is True and met["dpo_score_ge_best_of_16"] is False  # KL 12 again
+    assert met["ppo_win_rate_ge_0.70"] is True and met["dpo_win_rate_ge_0.70"] is False
+    assert met["wall_lt_60_min"] is None  # not the whole pipeline in this run: its time is no measure of the target
+    assert chat.targets(result | {"whole_pipeline": True})["wall_lt_60_min"]["met"] is True
+
+
+def test_chat_halves_of_the_training_prompts_are_disjoint_and_stable():
+    chat = _load("chat")
+    prompts = [f"prompt {i}" for i in range(400)]
+    a, b = chat.split_prompts(prompts)
+    assert not set(a) & set(b) and sorted(a + b) == sorted(prompts)
+    assert 150 < len(a) < 250 and chat.split_prompts(prompts) == (a, b)

@@ -56,6 +56,7 @@ CAPS: list[tuple[str, tuple[str, ...]]] = [
     (r"^genlab eval text .*--data kjv", ("--val-fraction", "0.001")),
     (r"^genlab eval text2image ", ("--samples", "4", "--steps", "5")),
     (r"^genlab (label pairs|eval chat) ", ("--limit", "4", "--max-tokens", "24")),  # sampling answers: slow
+    (r"^genlab compare chat ", ("--limit", "4", "--max-tokens", "24", "--best-of", "1,2")),
 ]
 
 SKIPS = [

@@ -19,6 +19,7 @@ from genlab.cli import common
 from genlab.cli.chat import add_chat
 from genlab.cli.classify import add_classify
 from genlab.cli.common import Formatter, GenlabParser
+from genlab.cli.compare import add_compare
 from genlab.cli.demo import add_demo
 from genlab.cli.edit import add_edit
 from genlab.cli.eval import add_eval
@@ -48,6 +49,7 @@ examples:
   genlab chat --model runs/sft --system "Answer briefly."    # talk to a chat model; --json for one turn
   genlab label pairs --model runs/sft --judge sentiment --n 4 --out pairs.jsonl  # preference pairs by a judge
   genlab eval chat runs/sft --judge sentiment --reference runs/sft-100 --json   # reward, KL, diversity
+  genlab compare chat runs/ppo runs/dpo --reference runs/sft --reward runs/rm --held-out-reward runs/rm2 --out report
 
 Every verb has its own --help. Docs: docs/index.md in the source tree.
 """
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_generate,
         add_eval,
         add_label,
+        add_compare,
         add_edit,
         add_classify,
         add_segment,

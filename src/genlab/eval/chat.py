@@ -64,11 +64,13 @@ def sample_answers(
     temperature: float = 1.0,
     seed: int = 0,
     progress: bool = False,
+    desc: str = "prompts",
 ) -> Answers:
     """``n`` answers to each prompt, sampled at ``temperature`` from the full distribution (no top-k or top-p).
 
     A prompt too long to leave ``max_tokens`` (at most the context less one) for its answer is left out, with one
-    warning counting them; none left is a GenlabError. Repeatable for a ``seed`` on one device."""
+    warning counting them; none left is a GenlabError. Repeatable for a ``seed`` on one device. ``progress``: a bar
+    on stderr named ``desc``."""
     from tqdm import tqdm
 
     from genlab.runtime import make_generator
@@ -91,7 +93,7 @@ def sample_answers(
     end = model.end_id()
     g = make_generator(seed, model.device)
     out = Answers(kept, [], [], [], [], [], [], skipped)
-    for i, p in enumerate(tqdm(kept, desc="prompts", unit="prompt", file=sys.stderr, disable=not progress)):
+    for i, p in enumerate(tqdm(kept, desc=desc, unit="prompt", file=sys.stderr, disable=not progress)):
         ids, gen = model.respond_ids([Message("user", p)], n=n, max_tokens=max_tokens, temperature=temperature,
                                      generator=g)  # fmt: skip
         for text, new, closed in zip(gen.texts, gen.ids, gen.stopped, strict=True):

@@ -1,0 +1,291 @@
+"""Benchmark: the whole chat pipeline on the bundled data (SFT → preference pairs → reward models → PPO and DPO →
+the comparison), timed per stage; one JSON object on stdout with the targets beside the measured figures.
+
+    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~40 minutes on 2 CPU cores
+    PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 5 minutes
+    PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,compare --out D  # without the rlhf family (PPO, DPO)
+
+Every stage is the ``genlab`` command a user would type (run as a subprocess, ``--json``), its output in ``--out``:
+  sft      genlab train chat --data chatterbot --init gpt-kjv                               → sft/
+  pairs    genlab label pairs --model sft --judge sentiment --n 4, on each half of prompts:train → pairs-a.jsonl,
+           pairs-b.jsonl (halves split by a hash of the prompt: A for the training reward model, B the held-out one)
+  rm       genlab train reward --init sft on pairs A (seed 0) and on pairs B (seed 1)       → rm/, rm2/
+  ppo      genlab train rlhf --method ppo --policy sft --reward rm --prompts prompts:train  → ppo/
+  dpo      genlab train rlhf --method dpo --policy sft --data pairs-a.jsonl                → dpo/
+  compare  genlab compare chat ppo dpo --reference sft --reward rm --held-out-reward rm2    → report/
+A later stage reuses what an earlier run left in ``--out`` (``--stages compare`` redoes the comparison alone).
+
+Figures beside them: the base model — gpt-kjv in the chat template (its vocabulary grown by the template's tokens,
+i.e. the chat model before SFT: ``ChatLM.init_from``) — against SFT on the held-out conversations' assistant loss
+and the end rate of answers to prompts:test; the reward models' held-out pair accuracy against the judge's agreement
+with the labels of those same pairs (what a perfect reward model could reach); the alignment tax, nats per character
+of the held-out tail of the King James Bible (gpt-kjv's pretraining text) for the base model and after each stage.
+Targets: each ``true`` (met), ``false`` (missed) or ``null`` (not measured in this run: a stage not run; the
+wall-time target under ``--quick`` or a partial ``--stages``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from genlab.io import jsonable
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "compare")
+QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "rlhf_steps": 16, "prompts": 16, "best_of": "1,4,16"}
+FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": None, "rlhf_steps": None, "prompts": 200,
+        "best_of": "1,4,16,64"}  # fmt: skip
+SPLIT_KEY = "reward-model-half:"  # prompts:train's halves: held_out(SPLIT_KEY + prompt, 0.5) is half B
+WALL_TARGET_S = 3600
+
+
+def genlab(*args: object) -> dict:
+    """Run ``genlab ARGS --json`` in a fresh process (this checkout's genlab); its JSON object. A failure stops the
+    bench with the command's exit status."""
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", "genlab", *map(str, args), "--json"]
+    print("$ genlab " + " ".join(map(str, args)), file=sys.stderr)
+    done = subprocess.run(argv, stdout=subprocess.PIPE, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"bench/chat.py: genlab {' '.join(map(str, args[:2]))} failed (exit {done.returncode})")
+    return json.loads(done.stdout)
+
+
+def split_prompts(prompts: list[str]) -> tuple[list[str], list[str]]:
+    """prompts:train in two halves by a hash of each prompt (stable on every machine): A (the training reward
+    model's) and B (the held-out one's); no prompt in both."""
+    from genlab.data.chat import held_out
+
+    return [p for p in prompts if not held_out(SPLIT_KEY + p, 0.5)], [
+        p for p in prompts if held_out(SPLIT_KEY + p, 0.5)
+    ]
+
+
+def held_out_agreement(pairs_file: Path) -> dict:
+    """The judge's agreement with the labels of the pairs a reward model holds out (the same split as
+    genlab.models.reward: by prompt, 10%): the accuracy a perfect reward model could reach there (a tie counts ½)."""
+    from genlab.data.chat import held_out
+    from genlab.models.reward import RewardModel
+
+    hits, n = 0.0, 0
+    for line in pairs_file.read_text(encoding="utf-8").splitlines():
+        p = json.loads(line)
+        if held_out(f"{p.get('system')}\n{p['prompt']}", RewardModel.val_fraction):
+            c, r = p["scores"]
+            hits += 1.0 if c > r else 0.5 if c == r else 0.0
+            n += 1
+    return {"judge_agreement_held_out": hits / n if n else None, "held_out_pairs": n}
+
+
+def base_vs_sft(sft_dir: Path, prompts: int) -> dict:
+    """gpt-kjv in the chat template (before SFT) against the SFT model: held-out assistant loss (the SFT run's own
+    held-out conversations) and the end rate of answers to prompts:test."""
+    from genlab.checkpoint import load_model
+    from genlab.data.chat import load_prompts
+    from genlab.eval.chat import evaluate_chat
+    from genlab.eval.judges import load_judge
+    from genlab.models.base import TrainOptions
+    from genlab.models.chat import ChatLM
+
+    sft = load_model(sft_dir, task="chat")
+    base = ChatLM(dataclasses.replace(sft.config), sft.require_tokenizer()).eval()
+    base.init_from(load_model("gpt-kjv"))
+    data = ChatLM.prepare_data("chatterbot", dataclasses.replace(sft.config), TrainOptions(init_from=sft_dir), {})
+    test, judge = load_prompts("prompts:test")[:prompts], load_judge("sentiment")
+    out = {}
+    for name, model in (("base", base), ("sft", sft)):
+        figures = evaluate_chat(model, test, judge, max_tokens=64, seed=0)
+        out[name] = {"held_out_loss": model.evaluate(data.val)["val_loss"], "end_rate": figures["end_rate"],
+                     "score": figures["score"], "prompts": figures["prompts"]}  # fmt: skip
+    return out
+
+
+def alignment_tax(out: Path) -> dict:
+    """Nats per character of gpt-kjv's held-out pretraining text: gpt-kjv itself and each chat model in ``out``."""
+    from genlab.checkpoint import load_model
+    from genlab.models.chat import alignment_tax as tax
+
+    base = load_model("gpt-kjv")
+    figures = {}
+    for name in ("sft", "ppo", "dpo"):
+        if (out / name / "config.json").is_file():
+            t = tax(base, load_model(out / name, task="chat"))
+            figures["gpt-kjv"] = t.get("pretrain_nats_per_char_before")
+            figures[name] = t.get("pretrain_nats_per_char_after")
+    return figures
+
+
+def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
+    """Run each stage of ``stages`` in order, filling ``result`` with its figures and ``result['timing_s']``."""
+    from genlab.data.chat import load_prompts
+
+    timing = result["timing_s"]
+
+    def steps(key: str) -> list[str]:
+        return [] if cfg[key] is None else ["--steps", str(cfg[key])]
+
+    for stage in stages:
+        start = time.perf_counter()
+        if stage == "sft":
+            s = genlab("train", "chat", "--data", "chatterbot", "--init", "gpt-kjv", "--out", out / "sft",
+                       "--force", *steps("sft_steps"))  # fmt: skip
+            result["sft"] = {"train": s["held_out"], "step": s["step"]}
+            timing["sft"] = time.perf_counter() - start
+            start = time.perf_counter()
+            result["sft"] |= base_vs_sft(out / "sft", cfg["prompts"])
+            timing["base_vs_sft"] = time.perf_counter() - start
+            continue
+        if stage == "pairs":
+            halves = split_prompts(load_prompts("prompts:train"))
+            result["pairs"] = {}
+            for half, prompts, seed in (("a", halves[0], 0), ("b", halves[1], 1)):
+                (out / f"prompts-{half}.txt").write_text("\n".join(prompts) + "\n", encoding="utf-8")
+                limit = [] if cfg["pair_prompts"] is None else ["--limit", str(cfg["pair_prompts"])]
+                s = genlab("label", "pairs", "--model", out / "sft", "--prompts", out / f"prompts-{half}.txt",
+                           "--judge", "sentiment", "--n", 4, "--seed", seed, "--out", out / f"pairs-{half}.jsonl",
+                           *limit)  # fmt: skip
+                result["pairs"][half] = {"prompts_in_half": len(prompts)} | s
+        elif stage == "rm":
+            result["rm"] = {}
+            for name, half, seed in (("rm", "a", 0), ("rm2", "b", 1)):
+                s = genlab("train", "reward", "--data", out / f"pairs-{half}.jsonl", "--init", out / "sft",
+                           "--seed", seed, "--out", out / name, "--force", *steps("rm_steps"))  # fmt: skip
+                result["rm"][name] = s["held_out"] | held_out_agreement(out / f"pairs-{half}.jsonl")
+        elif stage in ("ppo", "dpo"):
+            data = ["--reward", out / "rm", "--prompts", "prompts:train"] if stage == "ppo" else [
+                "--data", out / "pairs-a.jsonl"]  # fmt: skip
+            s = genlab("train", "rlhf", "--method", stage, "--policy", out / "sft", *data, "--out", out / stage,
+                       "--force", *steps("rlhf_steps"))  # fmt: skip
+            result[stage] = {"train": s["held_out"], "step": s["step"]}
+        elif stage == "compare":
+            runs = [out / r for r in ("ppo", "dpo") if (out / r / "config.json").is_file()] or [out / "sft"]
+            if (out / "report").exists():
+                shutil.rmtree(out / "report")  # the bench's own report of an earlier run
+            s = genlab("compare", "chat", *runs, "--reference", out / "sft", "--reward", out / "rm",
+                       "--held-out-reward", out / "rm2", "--best-of", cfg["best_of"], "--limit", cfg["prompts"],
+                       "--out", out / "report")  # fmt: skip
+            keep = ("score", "score_se", "kl", "kl_se", "words", "distinct_2", "end_rate", "win_rate", "win_low",
+                    "win_high")  # fmt: skip
+            result["compare"] = {"prompts": s["prompts"], "report": str(out / "report"),
+                                 "methods": {m["name"]: {k: m[k] for k in keep} | {"kind": m["kind"]}
+                                             for m in s["methods"]}}  # fmt: skip
+        timing[stage] = time.perf_counter() - start
+
+
+def target(value: float | None, met, *others: float | None) -> dict:  # noqa: ANN001
+    """Whether a figure meets its target: True, False, or None (JSON null) when it (or a figure it is measured
+    against) was not measured."""
+    missing = value is None or any(o is None for o in others)
+    return None if missing else bool(met(value, *others))
+
+
+def targets(result: dict) -> dict:
+    """The issue's targets beside the measured figures: {name: {"target", "measured", "met"}}."""
+    sft, rm, methods = result.get("sft", {}), result.get("rm", {}), result.get("compare", {}).get("methods", {})
+    get = lambda d, *keys: _dig(d, keys)  # noqa: E731
+    out = {
+        "sft_end_rate_above_base": {
+            "target": "SFT closes more answers with <|end|> than the base model (prompts:test)",
+            "measured": {"sft": get(sft, "sft", "end_rate"), "base": get(sft, "base", "end_rate")},
+        },
+        "sft_loss_below_base": {
+            "target": "SFT held-out assistant loss below the base model's (nats/token)",
+            "measured": {"sft": get(sft, "sft", "held_out_loss"), "base": get(sft, "base", "held_out_loss")},
+        },
+    }
+    out["sft_end_rate_above_base"]["met"] = target(get(sft, "sft", "end_rate"), lambda a, b: a > b,
+                                                   get(sft, "base", "end_rate"))  # fmt: skip
+    out["sft_loss_below_base"]["met"] = target(get(sft, "sft", "held_out_loss"), lambda a, b: a < b,
+                                               get(sft, "base", "held_out_loss"))  # fmt: skip
+    for name in ("rm", "rm2"):
+        acc, agree = get(rm, name, "val_accuracy"), get(rm, name, "judge_agreement_held_out")
+        out[f"{name}_accuracy_ge_0.85x_agreement"] = {
+            "target": "reward model held-out pair accuracy ≥ 0.85 × the judge's agreement with those labels",
+            "measured": {"accuracy": acc, "judge_agreement": agree},
+            "met": target(acc, lambda a, b: a >= 0.85 * b, agree),
+        }
+    sft_row = next((m for m in methods.values() if m.get("kind") == "reference"), {})
+    bo16 = methods.get("best-of-16", {})
+    for run in ("ppo", "dpo"):
+        m = methods.get(run, {})
+        score, kl = m.get("score"), m.get("kl")
+        out[f"{run}_score_ge_sft_plus_0.3_at_kl_le_10"] = {
+            "target": "judge score ≥ SFT's + 0.3 at a KL ≤ 10 nats per answer",
+            "measured": {"score": score, "kl": kl, "sft_score": sft_row.get("score")},
+            "met": target(score, lambda s, k, r: s >= r + 0.3 and k <= 10, kl, sft_row.get("score")),
+        }
+        out[f"{run}_score_ge_best_of_16"] = {
+            "target": "judge score ≥ best-of-16's (picked by the training reward model) at a KL ≤ 10 nats per answer",
+            "measured": {"score": score, "kl": kl, "best_of_16": bo16.get("score")},
+            "met": target(score, lambda s, k, b: s >= b and k <= 10, kl, bo16.get("score")),
+        }
+        out[f"{run}_win_rate_ge_0.70"] = {
+            "target": "win rate over SFT ≥ 0.70 by the held-out reward model (95% Wilson interval; ties ½)",
+            "measured": {"win_rate": m.get("win_rate"), "ci95": [m.get("win_low"), m.get("win_high")]},
+            "met": target(m.get("win_rate"), lambda w: w >= 0.70),
+        }
+    total = result.get("timing_s", {}).get("total") if result.get("whole_pipeline") else None
+    out["wall_lt_60_min"] = {"target": "the whole pipeline in < 60 minutes on 2 CPU cores",
+                             "measured": total, "met": target(total, lambda t: t < WALL_TARGET_S)}  # fmt: skip
+    return out
+
+
+def _dig(d: dict, keys: tuple) -> float | None:
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="folder for the runs and the report (default: a temporary one)")
+    parser.add_argument("--quick", action="store_true", help="tiny step counts and few prompts: a smoke run")
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {','.join(STAGES)}")
+    args = parser.parse_args()
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        parser.error(f"--stages: unknown {', '.join(unknown) or '(none)'}; choose from {','.join(STAGES)}")
+    stages = [s for s in STAGES if s in stages]  # always in pipeline order
+    from genlab.models import FAMILIES
+
+    if {"ppo", "dpo"} & set(stages) and "rlhf" not in FAMILIES:
+        parser.error("this genlab has no rlhf family (PPO, DPO): run with --stages sft,pairs,rm,compare")
+    cfg = QUICK if args.quick else FULL
+    result: dict = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__},
+        "quick": args.quick, "stages": stages, "whole_pipeline": not args.quick and stages == list(STAGES),
+        "settings": cfg, "timing_s": {},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        run_stages(stages, out, cfg, result)
+        t = time.perf_counter()
+        result["alignment_tax_nats_per_char"] = alignment_tax(out)
+        result["timing_s"]["alignment_tax"] = time.perf_counter() - t
+        result["timing_s"]["total"] = time.perf_counter() - start
+        result["timing_s"] = {k: round(v, 1) for k, v in result["timing_s"].items()}
+        result["targets"] = targets(result)
+        text = json.dumps(jsonable(result), indent=2, allow_nan=False, ensure_ascii=False, default=str)
+        if args.out:
+            (out / "chat-bench.json").write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
