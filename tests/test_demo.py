@@ -8,7 +8,7 @@ def test_every_shipped_model_has_a_model_card_and_loads():
 
     expected = {"text": "gpt", "image": "diffusion", "classifier": "classifier", "guidance": "classifier"}
     expected |= {"text2image": "text2image", "clip": "clip", "features": "features", "attributes": "attributes"}
-    expected["segment"] = "sam"
+    expected |= {"segment": "sam", "chat": "chat"}
     for task, folder in DEFAULTS.items():
         card = (ROOT / folder / "MODEL_CARD.md").read_text(encoding="utf-8")
         assert "## Command" in card and "genlab train" in card and "## Metrics" in card
@@ -105,7 +105,7 @@ def test_demo_writes_a_report(cli, tmp_path):
 
     r = cli("demo", "--out", tmp_path / "demo")
     assert r.code == 0, r
-    assert r.err.count("started at") == r.err.count("done in") == 5
+    assert r.err.count("started at") == r.err.count("done in") == 6
     page = (tmp_path / "demo" / "index.html").read_text(encoding="utf-8")
     titles = ("Text: a GPT", "Images: class-conditional diffusion", "Text to image", "Example-based image editing")
     assert all(t in page for t in (*titles, "Segmentation", "Failure case", "warm"))
@@ -113,5 +113,6 @@ def test_demo_writes_a_report(cli, tmp_path):
     samples = re.findall(r"<div class='sample'><b>[^<]*</b>([^<]*)<div", page)
     assert len(samples) == 3 and all(s.rstrip()[-1] in ".,:;!?" for s in samples)  # each ends at a line end
     assert "predicted IoU" in page and (tmp_path / "demo" / "seg_everything.png").is_file()
+    assert "Chat: from a pretrained model" in page and page.count("sentiment ") >= 8  # 4 prompts × base, SFT
     for png in ("digits_ddim.png", "digits_ddpm.png", "digits_dpmpp.png", "digits_w10.png", "digits_morph.png"):
         assert (tmp_path / "demo" / png).is_file() and png in page

@@ -341,7 +341,7 @@ def test_commands_are_found_with_comments_and_continuations_handled():
 
 
 def test_skips_are_few_and_each_has_a_reason():
-    assert len(SKIPPED) <= 16, [str(c) for c, _ in SKIPPED]
+    assert len(SKIPPED) <= 20, [str(c) for c, _ in SKIPPED]  # the synopses of docs/index.md's command table
     for command, reason in SKIPPED:
         assert reason.startswith(("synopsis", "genlab demo", "torchrun")), (str(command), reason)
         if reason.startswith("synopsis"):  # synopses live in the usage block, never in a runnable example
