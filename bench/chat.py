@@ -38,9 +38,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+if "OMP_WAIT_POLICY" not in os.environ:  # as genlab's command sets it: torch's workers spin briefly, then sleep
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # (before torch starts its threads; docs/design.md)
 
-from genlab.io import jsonable
+import torch  # noqa: E402
+
+from genlab.io import jsonable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "compare")

@@ -50,7 +50,7 @@ def write_report(out: str | Path, comparison: Comparison) -> list[str]:
 
 
 def plot_frontier(comparison: Comparison, path: Path) -> bool:
-    """The judge's mean score (± standard error) against the KL from the reference: best-of-n a connected line,
+    """The judge's mean score against the KL from the reference (± standard errors): best-of-n a connected line,
     the reference and each run a labelled point, runs of one family and method connected in order of KL. False
     (and a warning) where matplotlib is not installed."""
     try:
@@ -75,9 +75,10 @@ def plot_frontier(comparison: Comparison, path: Path) -> bool:
         xs = [_num(m.figures["kl"]) for m in members]
         ys = [_num(m.figures["score"]) for m in members]
         err = [_num(m.figures["score_se"], 0.0) for m in members]
+        xerr = [_num(m.figures["kl_se"], 0.0) if m.figures["kl_method"] == "estimate" else 0.0 for m in members]
         style = {"reference": dict(marker="*", ms=14, ls="none"), "best-of": dict(marker="o", ls="-")}
         label = {"best-of": "best-of-n of the reference"}.get(group, group)
-        ax.errorbar(xs, ys, yerr=err, capsize=3, label=label, **style.get(group, dict(marker="s", ls="-")))
+        ax.errorbar(xs, ys, yerr=err, xerr=xerr, capsize=3, label=label, **style.get(group, dict(marker="s", ls="-")))
         for m, x, y in zip(members, xs, ys, strict=True):
             ax.annotate(f"n={m.n}" if m.kind == "best-of" else m.name, (x, y), textcoords="offset points",
                         xytext=(5, 5), fontsize=8)  # fmt: skip
