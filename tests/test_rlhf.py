@@ -218,3 +218,15 @@ def test_generate_batch_decodes_prompts_of_different_lengths_as_one_at_a_time_wo
     assert batch == alone
     with pytest.raises(GenlabError, match="no room"):
         generate_batch(model, [[1] * 60], max_tokens=10)
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [(("dropout=0.2",), "ppo needs dropout=0"), (("adaptive_kl=true", "kl_coef=0"), "adaptive_kl scales kl_coef")],
+)
+def test_ppo_settings_that_cannot_work_are_refused(setting, needle):
+    from genlab.config import apply_overrides
+    from genlab.models.rlhf import RLHFConfig
+
+    with pytest.raises(GenlabError, match=needle):
+        apply_overrides([RLHFConfig()], dict(s.split("=") for s in setting))

@@ -72,6 +72,11 @@ class RLHFConfig(ChatConfig):
             "vf_clip": positive, "vf_coef": NONNEGATIVE, "gae_lambda": FRACTION, "gamma": FRACTION,
             "ppo_epochs": Range(1, 1000), "rollout": Range(1, 1_000_000), "max_new_tokens": Range(1, 65536),
         })  # fmt: skip
+        if self.method == "ppo" and self.dropout > 0:  # the rollout (eval mode) and the update must agree: ρ = 1
+            raise GenlabError(f"rlhf: ppo needs dropout=0 (got {self.dropout}): with dropout the update's "
+                              "log-probabilities differ from the rollout's before any step")  # fmt: skip
+        if self.adaptive_kl and self.kl_coef == 0:
+            raise GenlabError("rlhf: adaptive_kl scales kl_coef, so it needs kl_coef > 0")
 
 
 @dataclass
