@@ -26,6 +26,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from genlab.data.text import read_jsonl
 from genlab.errors import GenlabError
 from genlab.io import user_path
 
@@ -89,21 +90,7 @@ def parse_conversation(obj: object, where: str, *, prompt: bool = False) -> Conv
 def read_conversations(path: str | Path) -> list[tuple[int, Conversation]]:
     """(line number, conversation) for every non-blank line of a JSONL file."""
     path = user_path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise GenlabError(f"{path}: not UTF-8 text") from None
-    except OSError as e:
-        raise GenlabError(f"{path}: cannot read ({e.strerror})") from None
-    out = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GenlabError(f"{path} line {n}: not JSON ({e.msg})") from None
-        out.append((n, parse_conversation(obj, f"{path} line {n}")))
+    out = [(n, parse_conversation(obj, f"{path} line {n}")) for n, obj in read_jsonl(path)]
     if not out:
         raise GenlabError(f"{path}: no conversations in it")
     return out

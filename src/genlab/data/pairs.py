@@ -9,11 +9,11 @@ writes this format, and a user can write it by hand.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.data.chat import SPECIALS
+from genlab.data.text import read_jsonl
 from genlab.errors import GenlabError
 from genlab.io import user_path
 
@@ -58,21 +58,7 @@ def read_pairs(source: str | Path) -> list[Pair]:
     path = user_path(source)
     if not path.is_file():
         raise GenlabError(f"--data {source}: no such file (a .jsonl of preference pairs: genlab label pairs)")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise GenlabError(f"{path}: not UTF-8 text") from None
-    except OSError as e:
-        raise GenlabError(f"{path}: cannot read ({e.strerror})") from None
-    out = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GenlabError(f"{path} line {n}: not JSON ({e.msg})") from None
-        out.append(parse_pair(obj, f"{path} line {n}"))
+    out = [parse_pair(obj, f"{path} line {n}") for n, obj in read_jsonl(path)]
     if not out:
         raise GenlabError(f"{path}: no preference pairs in it")
     return out

@@ -51,15 +51,22 @@ def _read_utf8(path: Path) -> str:
         raise GenlabError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
 
 
-def _read_jsonl(path: Path) -> str:
-    docs: list[str] = []
+def read_jsonl(path: Path) -> list[tuple[int, object]]:
+    """(line number, parsed JSON) for every non-blank line of a UTF-8 .jsonl file; errors name the file and line."""
+    out = []
     for n, line in enumerate(_read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            out.append((n, json.loads(line)))
         except json.JSONDecodeError as e:
             raise GenlabError(f"{path} line {n}: not JSON ({e.msg})") from None
+    return out
+
+
+def _read_jsonl(path: Path) -> str:
+    docs: list[str] = []
+    for n, obj in read_jsonl(path):
         if isinstance(obj, dict):
             obj = obj.get("text")
         if not isinstance(obj, str):
