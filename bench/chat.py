@@ -1,18 +1,19 @@
 """Benchmark: the whole chat pipeline on the bundled data (SFT → preference pairs → reward models → PPO and DPO →
 the comparison), timed per stage; one JSON object on stdout with the targets beside the measured figures.
 
-    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~40 minutes on 2 CPU cores
-    PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 5 minutes
+    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~25 minutes on 2 CPU cores
+    PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 2 minutes
     PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,compare --out D  # without the rlhf family (PPO, DPO)
 
 Every stage is the ``genlab`` command a user would type (run as a subprocess, ``--json``), its output in ``--out``:
-  sft      genlab train chat --data chatterbot --init gpt-kjv                               → sft/
-  pairs    genlab label pairs --model sft --judge sentiment --n 4, on each half of prompts:train → pairs-a.jsonl,
+  sft      genlab train chat --data chatterbot --init gpt-kjv --set dropout=0.2        → sft/
+  pairs    genlab label pairs --model sft --judge sentiment --n 16, on each half of prompts:train → pairs-a.jsonl,
            pairs-b.jsonl (halves split by a hash of the prompt: A for the training reward model, B the held-out one)
   rm       genlab train reward --init sft on pairs A (seed 0) and on pairs B (seed 1)       → rm/, rm2/
   ppo      genlab train rlhf --method ppo --policy sft --reward rm --prompts prompts:train  → ppo/
-  dpo      genlab train rlhf --method dpo --policy sft --data pairs-a.jsonl                → dpo/
-  compare  genlab compare chat ppo dpo --reference sft --reward rm --held-out-reward rm2    → report/
+  dpo      genlab train rlhf --method dpo --policy sft --data pairs-a.jsonl --set beta=B --steps 864, B = 0.1 and 0.3
+                                                                                    → dpo-beta0.1/, dpo-beta0.3/
+  compare  genlab compare chat ppo dpo-beta* --reference sft --reward rm --held-out-reward rm2 → report/
 A later stage reuses what an earlier run left in ``--out`` (``--stages compare`` redoes the comparison alone).
 
 Figures beside them: the base model — gpt-kjv in the chat template (its vocabulary grown by the template's tokens,
@@ -47,9 +48,13 @@ from genlab.io import jsonable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "compare")
-QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "rlhf_steps": 16, "prompts": 16, "best_of": "1,4,16"}
-FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": None, "rlhf_steps": None, "prompts": 200,
-        "best_of": "1,4,16,64"}  # fmt: skip
+QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "rlhf_steps": 16, "dpo_steps": 16, "prompts": 16,
+         "best_of": "1,4,16"}  # fmt: skip
+# DPO: three passes of the tiny preset's 288 steps (about a third of pairs A); PPO: the preset
+FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": None, "rlhf_steps": None, "dpo_steps": 864,
+        "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
+DPO_BETAS = (0.1, 0.3)  # DPO at several β: points of the frontier (the DPO paper's Figure 2)
+RLHF_RUNS = ("ppo", *(f"dpo-beta{b}" for b in DPO_BETAS))
 SPLIT_KEY = "reward-model-half:"  # prompts:train's halves: held_out(SPLIT_KEY + prompt, 0.5) is half B
 WALL_TARGET_S = 3600
 
@@ -78,7 +83,7 @@ def split_prompts(prompts: list[str]) -> tuple[list[str], list[str]]:
 
 def held_out_agreement(pairs_file: Path) -> dict:
     """The judge's agreement with the labels of the pairs a reward model holds out (the same split as
-    genlab.models.reward: by prompt, 10%): the accuracy a perfect reward model could reach there (a tie counts ½)."""
+    genlab.models.reward: by prompt, 10%): the accuracy a perfect reward model could reach there."""
     from genlab.data.chat import held_out
     from genlab.models.reward import RewardModel
 
@@ -87,7 +92,7 @@ def held_out_agreement(pairs_file: Path) -> dict:
         p = json.loads(line)
         if held_out(f"{p.get('system')}\n{p['prompt']}", RewardModel.val_fraction):
             c, r = p["scores"]
-            hits += 1.0 if c > r else 0.5 if c == r else 0.0
+            hits += c > r
             n += 1
     return {"judge_agreement_held_out": hits / n if n else None, "held_out_pairs": n}
 
@@ -122,7 +127,7 @@ def alignment_tax(out: Path) -> dict:
 
     base = load_model("gpt-kjv")
     figures = {}
-    for name in ("sft", "ppo", "dpo"):
+    for name in ("sft", *RLHF_RUNS):
         if (out / name / "config.json").is_file():
             t = tax(base, load_model(out / name, task="chat"))
             figures["gpt-kjv"] = t.get("pretrain_nats_per_char_before")
@@ -142,8 +147,8 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
     for stage in stages:
         start = time.perf_counter()
         if stage == "sft":
-            s = genlab("train", "chat", "--data", "chatterbot", "--init", "gpt-kjv", "--out", out / "sft",
-                       "--force", *steps("sft_steps"))  # fmt: skip
+            s = genlab("train", "chat", "--data", "chatterbot", "--init", "gpt-kjv", "--set", "dropout=0.2",
+                       "--out", out / "sft", "--force", *steps("sft_steps"))  # fmt: skip
             result["sft"] = {"train": s["held_out"], "step": s["step"]}
             timing["sft"] = time.perf_counter() - start
             start = time.perf_counter()
@@ -157,7 +162,7 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
                 (out / f"prompts-{half}.txt").write_text("\n".join(prompts) + "\n", encoding="utf-8")
                 limit = [] if cfg["pair_prompts"] is None else ["--limit", str(cfg["pair_prompts"])]
                 s = genlab("label", "pairs", "--model", out / "sft", "--prompts", out / f"prompts-{half}.txt",
-                           "--judge", "sentiment", "--n", 4, "--seed", seed, "--out", out / f"pairs-{half}.jsonl",
+                           "--judge", "sentiment", "--n", 16, "--seed", seed, "--out", out / f"pairs-{half}.jsonl",
                            *limit)  # fmt: skip
                 result["pairs"][half] = {"prompts_in_half": len(prompts)} | s
         elif stage == "rm":
@@ -166,14 +171,18 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
                 s = genlab("train", "reward", "--data", out / f"pairs-{half}.jsonl", "--init", out / "sft",
                            "--seed", seed, "--out", out / name, "--force", *steps("rm_steps"))  # fmt: skip
                 result["rm"][name] = s["held_out"] | held_out_agreement(out / f"pairs-{half}.jsonl")
-        elif stage in ("ppo", "dpo"):
-            data = ["--reward", out / "rm", "--prompts", "prompts:train"] if stage == "ppo" else [
-                "--data", out / "pairs-a.jsonl"]  # fmt: skip
-            s = genlab("train", "rlhf", "--method", stage, "--policy", out / "sft", *data, "--out", out / stage,
-                       "--force", *steps("rlhf_steps"))  # fmt: skip
-            result[stage] = {"train": s["held_out"], "step": s["step"]}
+        elif stage == "ppo":
+            s = genlab("train", "rlhf", "--method", "ppo", "--policy", out / "sft", "--reward", out / "rm",
+                       "--prompts", "prompts:train", "--out", out / "ppo", "--force", *steps("rlhf_steps"))  # fmt: skip
+            result["ppo"] = {"train": s["held_out"], "step": s["step"]}
+        elif stage == "dpo":
+            for beta in DPO_BETAS:
+                name = f"dpo-beta{beta}"
+                s = genlab("train", "rlhf", "--method", "dpo", "--policy", out / "sft", "--data", out / "pairs-a.jsonl",
+                           "--set", f"beta={beta}", "--out", out / name, "--force", *steps("dpo_steps"))  # fmt: skip
+                result[name] = {"train": s["held_out"], "step": s["step"]}
         elif stage == "compare":
-            runs = [out / r for r in ("ppo", "dpo") if (out / r / "config.json").is_file()] or [out / "sft"]
+            runs = [out / r for r in RLHF_RUNS if (out / r / "config.json").is_file()] or [out / "sft"]
             if (out / "report").exists():
                 shutil.rmtree(out / "report")  # the bench's own report of an earlier run
             s = genlab("compare", "chat", *runs, "--reference", out / "sft", "--reward", out / "rm",
@@ -221,7 +230,7 @@ def targets(result: dict) -> dict:
         }
     sft_row = next((m for m in methods.values() if m.get("kind") == "reference"), {})
     bo16 = methods.get("best-of-16", {})
-    for run in ("ppo", "dpo"):
+    for run in RLHF_RUNS:
         m = methods.get(run, {})
         score, kl = m.get("score"), m.get("kl")
         out[f"{run}_score_ge_sft_plus_0.3_at_kl_le_10"] = {

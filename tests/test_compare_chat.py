@@ -149,7 +149,8 @@ def test_a_run_is_measured_against_the_reference():
     result = compare_chat(ref, runs, PROMPTS, load_judge("length"), CharCount(tok), CharCount(tok, -1.0),
                           best_of=(1,), max_tokens=10)  # fmt: skip
     ppo, same = (next(m for m in result.methods if m.name == name) for name in ("ppo", "same"))
-    assert ppo.group == "chat" and ppo.figures["kl_method"] == "estimate" and ppo.figures["kl"] > 0
+    assert ppo.group == "chat" and ppo.figures["kl_method"] == "estimate"
+    assert abs(ppo.figures["kl"]) > 1e-3  # another model: a sampled estimate, which may fall below 0 on few answers
     assert ppo.figures["wins"] + ppo.figures["ties"] + ppo.figures["losses"] == len(PROMPTS)
     assert 0 <= ppo.figures["win_low"] <= ppo.figures["win_rate"] <= ppo.figures["win_high"] <= 1
     assert same.texts == result.methods[0].texts and same.figures["kl"] == pytest.approx(0, abs=1e-5)

@@ -8,12 +8,12 @@ def test_every_shipped_model_has_a_model_card_and_loads():
 
     expected = {"text": "gpt", "image": "diffusion", "classifier": "classifier", "guidance": "classifier"}
     expected |= {"text2image": "text2image", "clip": "clip", "features": "features", "attributes": "attributes"}
-    expected |= {"segment": "sam", "chat": "chat"}
+    expected |= {"segment": "sam", "chat": "chat", "chat-rlhf": "rlhf"}
     for task, folder in DEFAULTS.items():
         card = (ROOT / folder / "MODEL_CARD.md").read_text(encoding="utf-8")
         assert "## Command" in card and "genlab train" in card and "## Metrics" in card
         assert genlab.load(task=task).family == expected[task]
-    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 30e6
+    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 36e6  # all together well under 50 MB
 
 
 @pytest.mark.slow

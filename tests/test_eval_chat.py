@@ -125,7 +125,7 @@ def test_kl_to_a_different_model_is_positive(sft):
     far = load_model(sft["random"], task="chat")
     figures = evaluate_chat(sft["model"], ["hello", "how are you", "is it nice"], load_judge("sentiment"),
                             reference=far, n_samples=4, max_tokens=32)  # fmt: skip
-    assert figures["kl"] > 5 * figures["kl_se"] > 0
+    assert figures["kl"] > 3 * figures["kl_se"] > 0  # far from 0 by the SE over only 3 prompts
 
 
 def test_a_reference_must_share_the_tokenizer_and_hold_the_answers():

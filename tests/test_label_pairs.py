@@ -26,6 +26,7 @@ def test_at_temperature_zero_the_higher_score_always_wins_and_a_tie_is_no_pair()
         a, b = rng.uniform(-1, 1), rng.uniform(-1, 1)
         assert bradley_terry_choice(a, b, 0.0, rng) == (a > b)
     assert bradley_terry_choice(0.3, 0.3, 0.0, rng) is None
+    assert bradley_terry_choice(0.3, 0.3, 0.5, rng) is None  # at any temperature
 
 
 @pytest.mark.parametrize("s_a, s_b, temperature", [(1.0, -1.0, 1000.0), (0.6, 0.5, 0.1), (-0.5, 0.5, 0.5)])
@@ -60,19 +61,19 @@ def test_every_two_distinct_answers_are_compared_and_identical_or_empty_ones_nev
         assert (c, r) == (score_of[pair.chosen], score_of[pair.rejected])
 
 
-def test_ties_at_temperature_zero_are_dropped_and_counted():
-    pairs, ties = compare_all("p", ["a", "b", "c"], [0.5, 0.5, 0.1], 0.0, random.Random(0))
-    assert ties == 1 and len(pairs) == 2
-    pairs, ties = compare_all("p", ["a", "b", "c"], [0.5, 0.5, 0.1], 0.1, random.Random(0))
-    assert ties == 0 and len(pairs) == 3  # with noise a tie is a coin toss, kept
+@pytest.mark.parametrize("temperature", [0.0, 0.1, 1000.0])
+def test_ties_are_dropped_and_counted_at_any_temperature(temperature):
+    pairs, ties = compare_all("p", ["a", "b", "c"], [0.5, 0.5, 0.1], temperature, random.Random(0))
+    assert ties == 1 and len(pairs) == 2  # a tie would be a fair coin: no preference to learn
+    assert {frozenset((p.chosen, p.rejected)) for p, _ in pairs} == {frozenset("ac"), frozenset("bc")}
 
 
-def test_agreement_is_the_share_where_the_chosen_scores_higher_a_tie_counting_half():
+def test_agreement_is_the_share_where_the_chosen_scores_higher():
     from genlab.data.pairs import Pair
 
     pair = Pair("p", "a", "b")
-    labelled = Labelled(pairs=[(pair, (1.0, 0.0)), (pair, (0.0, 1.0)), (pair, (0.5, 0.5)), (pair, (2.0, 1.0))])
-    assert labelled.agreement == pytest.approx((1 + 0 + 0.5 + 1) / 4)
+    labelled = Labelled(pairs=[(pair, (1.0, 0.0)), (pair, (0.0, 1.0)), (pair, (0.4, 0.5)), (pair, (2.0, 1.0))])
+    assert labelled.agreement == pytest.approx(2 / 4)
 
 
 # --- labelling a policy's answers ------------------------------------------------------------------------------
@@ -129,7 +130,8 @@ def test_cli_writes_pairs_that_read_back(cli, chat_dir, tmp_path):
 
 def test_cli_summary_in_words_and_the_bundled_prompts(cli, chat_dir, tmp_path):
     out = tmp_path / "pairs.jsonl"
-    r = cli("label", "pairs", "--model", chat_dir, "--n", "2", "--limit", "3", "--max-tokens", "6", "--out", out)
+    r = cli("label", "pairs", "--model", chat_dir, "--judge", "length", "--n", "2", "--limit", "3", "--max-tokens", "6",
+            "--out", out)  # fmt: skip
     assert r.code == 0, r
     assert "pairs from" in r.out and "agreement" in r.out and out.is_file()
 

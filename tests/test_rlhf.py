@@ -109,13 +109,48 @@ def test_a_rollout_draws_with_the_current_policy_and_a_non_finite_kl_stops(world
     model, data, _ = build(world, "ppo", str(world["prompts"]), CharReward(policy.tokenizer, "!"), rollout=8)
     batch = model.batches(data, batch_size=4, seed=0, rank=0)
     first = batch(0)
-    assert first["ids"].shape[0] == 4 and torch.allclose(first["advantages"].sum(), torch.tensor(0.0), atol=1e-3)
+    assert first["ids"].shape[0] == 4
+    whole = model.draw_rollout(data.train, seed=1)  # advantages whitened over the rollout's answer tokens
+    assert torch.allclose((whole["advantages"] * whole["mask"]).sum(), torch.tensor(0.0), atol=1e-3)
     assert model.train_metrics()["kl"] == pytest.approx(0.0, abs=1e-5)  # the policy still is the reference
     assert torch.equal(batch(0)["ids"], first["ids"])  # the same rollout, the same minibatch
     with torch.no_grad():
         model.part("policy").wte.weight[0, 0] = float("nan")
     with pytest.raises(GenlabError, match="KL to the reference became nan"):
         model.batches(data, batch_size=4, seed=0, rank=0)(0)
+
+
+def test_end_penalty_lowers_the_return_of_answers_cut_before_they_closed(world):
+    policy = load_model(world["sft"], task="chat")
+    rollouts = {}
+    for penalty in (0.0, 5.0):
+        model, data, _ = build(world, "ppo", str(world["prompts"]), CharReward(policy.tokenizer, "!"), rollout=16,
+                               max_new_tokens=3, end_penalty=penalty)  # fmt: skip
+        rollouts[penalty] = model.draw_rollout(data.train, seed=0)
+        end_rate = model.train_metrics()["end_rate"]
+    a, b = rollouts[0.0], rollouts[5.0]
+    assert torch.equal(a["ids"], b["ids"])  # the same answers; 3 tokens cut some of them
+    mask = a["mask"].bool()
+    last = (a["mask"] * torch.arange(mask.shape[1])).amax(1).long()
+    stops = {policy.tokenizer.special_id(t) for t in SPECIALS}
+    closed = torch.tensor([int(a["ids"][r, last[r] + 1]) in stops for r in range(len(last))])
+    assert 0 < closed.sum() < len(closed) and end_rate == pytest.approx(closed.float().mean().item())
+    gap = (a["returns"] - b["returns"])[mask]  # γ = λ = 1: every token's return holds the final reward
+    rows = torch.arange(len(last))[:, None].expand_as(mask)[mask]
+    assert torch.allclose(gap, torch.where(closed[rows], 0.0, 5.0), atol=1e-4)
+
+
+def test_ppo_update_under_autocast_starts_at_ratio_one(world):
+    """The trainer autocasts the loss (bf16 on a GPU; here on the CPU) but the rollout was scored in float32: the
+    update must still see π = π_old before its first step, or clipping bites on noise."""
+    policy = load_model(world["sft"], task="chat")
+    model, data, _ = build(world, "ppo", str(world["prompts"]), CharReward(policy.tokenizer, "!"), rollout=8)
+    batch = model.batches(data, batch_size=8, seed=0, rank=0)(0)
+    model.train_metrics()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        model.loss(batch)
+    figures = model.train_metrics()
+    assert figures["approx_kl"] == pytest.approx(0.0, abs=1e-6) and figures["clip_frac"] == 0.0, figures
 
 
 def _weights(d: Path) -> dict[str, torch.Tensor]:
@@ -125,7 +160,8 @@ def _weights(d: Path) -> dict[str, torch.Tensor]:
 def test_ppo_through_the_cli_resumes_exactly_at_a_rollout_boundary_and_loads_as_a_chat_model(cli, world, tmp_path):
     args = ["train", "rlhf", "--method", "ppo", "--policy", world["sft"], "--reward", world["rm"], "--prompts",
             world["prompts"], "--set", "rollout=8", "--set", "batch_size=4", "--set", "ppo_epochs=1", "--set",
-            "max_new_tokens=8", "--set", "adaptive_kl=true", "--set", "target_kl=0.001", "--set", "ckpt_every=2",
+            "max_new_tokens=8", "--set", "adaptive_kl=true", "--set", "kl_coef=0.05", "--set", "target_kl=0.001",
+            "--set", "ckpt_every=2",
             "--set", "eval_batches=1", "--quiet", "--json"]  # fmt: skip
     r = cli(*args, "--steps", "4", "--out", tmp_path / "whole")
     assert r.code == 0, r
@@ -189,6 +225,8 @@ def test_dpo_through_the_cli_learns_the_pairs_and_warns_when_both_answers_fall(c
         (["--method", "ppo", "--reward", "RM", "--set", "max_new_tokens=64"], ["max_new_tokens=64"]),
         (["--method", "ppo", "--reward", "RM", "--set", "n_layer=2"], ["--set n_layer"]),
         (["--method", "dpo", "--init", "SFT"], ["--init"]),
+        (["--method", "dpo", "--reward", "RM"], ["--reward", "does not use it"]),
+        (["--method", "ppo", "--reward", "RM", "--set", "end_penalty=-1"], ["end_penalty=-1"]),
     ],
 )
 def test_bad_rlhf_input_is_one_line_and_leaves_no_run(cli, world, tmp_path, extra, needles):
@@ -230,3 +268,28 @@ def test_ppo_settings_that_cannot_work_are_refused(setting, needle):
 
     with pytest.raises(GenlabError, match=needle):
         apply_overrides([RLHFConfig()], dict(s.split("=") for s in setting))
+
+
+@pytest.mark.slow
+def test_ppo_under_torchrun_on_two_processes(world, tmp_path):
+    """Issue 17's scale point: the same command under torchrun; rank 0 alone writes the run, and the adaptive KL
+    coefficient it records is steered by the KL of both ranks' rollouts."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "genlab",
+           "train", "rlhf", "--method", "ppo", "--policy", world["sft"], "--reward", world["rm"], "--data",
+           world["prompts"], "--out", out, "--steps", "8", "--set", "rollout=8", "--set", "batch_size=4", "--set",
+           "max_new_tokens=8", "--set", "adaptive_kl=true", "--set", "eval_every=1000", "--device", "cpu"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"} | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "config.json").read_text())["step"] == 8
+    records = [json.loads(line) for line in (out / "metrics.jsonl").open() if '"kl_coef"' in line]
+    assert records and all(r["kl_coef"] > 0 and math.isfinite(r["kl"]) for r in records)
+    from genlab.data.chat import Message
+
+    answers = load_model(out, task="chat").respond([Message("user", QUESTIONS[0])], n=2, max_tokens=4)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)  # the run loads as a chat model

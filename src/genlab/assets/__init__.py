@@ -20,6 +20,7 @@ DEFAULTS: dict[str, str] = {
     "attributes": "attributes-shapes",  # the judge of genlab eval text2image
     "segment": "sam-shapes",  # genlab segment, genlab.SegmentPredictor
     "chat": "chat-kjv",  # genlab chat, genlab label pairs
+    "chat-rlhf": "chat-kjv-rlhf",  # genlab chat --model chat-kjv-rlhf; the demo's RLHF column
 }
 
 

@@ -314,14 +314,20 @@ def add_chat(sub: argparse._SubParsersAction) -> None:
         'is the message, or {"messages": [{"role", "content"}, ...]} ending with the user\'s; the same --seed and '
         "inputs give the same answers.",
         epilog="""examples:
-  genlab chat --model runs/sft                                   # talk; /help lists the commands
+  genlab chat                                                    # the shipped chat-kjv; /help lists the commands
+  genlab chat --model chat-kjv-rlhf                              # its DPO successor (more positive answers)
+  genlab chat --model runs/sft                                   # a model you trained
   genlab chat --model runs/sft --system "Answer briefly." --temperature 0.7 --seed 3
   echo "What is your name?" | genlab chat --model runs/sft --json
   echo '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
         {"role": "user", "content": "How are you?"}]}' | genlab chat --model runs/sft --json
 """,
     )
-    p.add_argument("--model", metavar="DIR", help="a chat checkpoint (default: the shipped chat model)")
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="a chat checkpoint, or a shipped one's name: chat-kjv (the default, SFT) or chat-kjv-rlhf (DPO)",
+    )
     p.add_argument("--system", metavar="TEXT", help="the system message: instructions the model reads first")
     p.add_argument("--temperature", type=TEMPERATURE, default=0.8, help="softmax temperature; 0 = greedy")
     p.add_argument("--top-k", type=NATURAL, default=0, dest="top_k", help="keep the k most likely tokens (0 = all)")

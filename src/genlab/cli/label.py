@@ -70,7 +70,7 @@ def cmd_label_pairs(args: argparse.Namespace) -> int:
             f"mean score {summary['mean_score']:.4f}, agreement {summary['judge_agreement']:.3f}",
         )
         if summary["ties_dropped"]:
-            print(f"{summary['ties_dropped']} tied comparisons dropped (temperature 0)", file=sys.stderr)
+            print(f"{summary['ties_dropped']} comparisons of equally scored answers left out", file=sys.stderr)
     return 0
 
 
@@ -90,12 +90,12 @@ def add_label(sub: argparse._SubParsersAction) -> None:
         description="For each prompt, sample --n answers from the chat model, score them with the judge and write "
         "every comparison of two distinct answers (all C(n,2) of a prompt, as InstructGPT does) as a preference "
         "pair. Which answer is chosen is drawn from the Bradley-Terry model: P(a preferred to b) = "
-        "sigmoid((score_a - score_b) / T), T set by --set temperature=T (0: the higher score always wins and ties "
-        "are dropped). Judges: sentiment (VADER's compound score of the answer, -1 to 1), length (the answer's "
-        "length in words), or your own module:function, called as function(prompt, response) -> float with the "
-        "current folder on the import path. Prints the pairs written, the judge's mean score and the judge "
-        "agreement: the share of pairs whose chosen answer has the higher score (a tie counts one half), the "
-        "accuracy a perfect reward model could reach on these labels.",
+        "sigmoid((score_a - score_b) / T), T set by --set temperature=T (0: the higher score always wins). Two "
+        "answers with exactly the same score are not compared (a fair coin would only add noise). Judges: "
+        "sentiment (VADER's compound score of the answer, -1 to 1), length (the answer's length in words), or your "
+        "own module:function, called as function(prompt, response) -> float with the current folder on the import "
+        "path. Prints the pairs written, the judge's mean score and the judge agreement: the share of pairs whose "
+        "chosen answer has the higher score, the accuracy a perfect reward model could reach on these labels.",
         epilog="""examples:
   genlab label pairs --model runs/sft --judge sentiment --n 4 --out pairs.jsonl
   genlab label pairs --model runs/sft --prompts my_prompts.txt --judge length --set temperature=0 --out pairs.jsonl

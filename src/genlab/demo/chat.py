@@ -5,6 +5,7 @@ sentiment judge the preference stages used."""
 from __future__ import annotations
 
 import html
+import shutil
 from pathlib import Path
 
 import torch
@@ -58,6 +59,23 @@ def chat_section(out_dir: Path, seed: int) -> str:
             score = judge([prompt], [answer])[0]
             cells.append(f"<td>{html.escape(answer)}<div class='meta'>sentiment {score:+.2f}</div></td>")
         rows.append(f"<tr><td><b>{html.escape(prompt)}</b></td>{''.join(cells)}</tr>")
+    return _answers_html(head, rows) + _frontier_html(out_dir)
+
+
+def _frontier_html(out_dir: Path) -> str:
+    """The frontier plot the RLHF model's card reports (genlab compare chat), where the RLHF model ships."""
+    if not _installed("chat-rlhf") or not (ROOT / DEFAULTS["chat-rlhf"] / "frontier.png").is_file():
+        return ""
+    shutil.copyfile(ROOT / DEFAULTS["chat-rlhf"] / "frontier.png", out_dir / "chat_frontier.png")
+    return (
+        "<p>How far each method moved the judge's score for how much it moved away from the SFT model (KL, nats per "
+        "answer), on held-out prompts: SFT, best-of-n picked by the reward model, PPO and DPO (the shipped RLHF "
+        f"model's card, {html.escape(DEFAULTS['chat-rlhf'])}/MODEL_CARD.md, says how it was measured).</p>"
+        "<img src='chat_frontier.png' alt='judge score against KL from SFT' style='max-width:640px'>"
+    )
+
+
+def _answers_html(head: str, rows: list[str]) -> str:
     return (
         "<h2>Chat: from a pretrained model to a chat model</h2>"
         "<p>The same prompts, sampled at temperature 0.7 with the same seed, answered by each stage (docs/chat.md). "

@@ -9,7 +9,7 @@
   all bigrams of all answers), answer length, and the share of answers it closes with ``<|end|>``.
 
 A model here is a chat policy (:class:`genlab.models.chat.ChatLM`); this module uses only its methods
-(``prompt_ids``, ``respond_ids``, ``response_logprobs``, ``end_id``), so that ``eval`` stays below ``models``.
+(``prompt_ids``, ``answer_batch``, ``response_logprobs``, ``end_id``), so that ``eval`` stays below ``models``.
 """
 
 from __future__ import annotations
@@ -65,12 +65,13 @@ def sample_answers(
     seed: int = 0,
     progress: bool = False,
     desc: str = "prompts",
+    batch_rows: int = 256,
 ) -> Answers:
     """``n`` answers to each prompt, sampled at ``temperature`` from the full distribution (no top-k or top-p).
 
     A prompt too long to leave ``max_tokens`` (at most the context less one) for its answer is left out, with one
     warning counting them; none left is a GenlabError. Repeatable for a ``seed`` on one device. ``progress``: a bar
-    on stderr named ``desc``."""
+    on stderr named ``desc``. Up to ``batch_rows`` answers (of several prompts) are decoded as one batch."""
     from tqdm import tqdm
 
     from genlab.runtime import make_generator
@@ -93,16 +94,22 @@ def sample_answers(
     end = model.end_id()
     g = make_generator(seed, model.device)
     out = Answers(kept, [], [], [], [], [], [], skipped)
-    for i, p in enumerate(tqdm(kept, desc=desc, unit="prompt", file=sys.stderr, disable=not progress)):
-        ids, gen = model.respond_ids([Message("user", p)], n=n, max_tokens=max_tokens, temperature=temperature,
+    asks = [model.prompt_ids([Message("user", p)], reserve=max_tokens) for p in kept]
+    rows = [i for i in range(len(kept)) for _ in range(n)]
+    bar = tqdm(total=len(rows), desc=desc, unit="answer", file=sys.stderr, disable=not progress)
+    for start in range(0, len(rows), batch_rows):  # many prompts decode together: one batched step per position
+        chunk = rows[start : start + batch_rows]
+        answers = model.answer_batch([asks[i] for i in chunk], max_tokens=max_tokens, temperature=temperature,
                                      generator=g)  # fmt: skip
-        for text, new, closed in zip(gen.texts, gen.ids, gen.stopped, strict=True):
+        for i, (text, new, closed) in zip(chunk, answers, strict=True):
             out.prompt.append(i)
-            out.prompt_ids.append(ids)
+            out.prompt_ids.append(asks[i])
             out.texts.append(text)
             out.ids.append(new)
             out.closed.append(closed)
             out.ended.append(closed and new[-1] == end)
+        bar.update(len(chunk))
+    bar.close()
     return out
 
 

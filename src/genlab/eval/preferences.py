@@ -6,10 +6,11 @@ all C(n, 2) of a prompt, Ouyang et al. 2022 §3.5). Which one is "chosen" is dra
 
     P(a ≻ b) = σ((s_a − s_b) / T)
 
-with s the judge's scores and T the labeller's noise: T → 0 is a labeller who always agrees with the judge (a tie
-then says nothing and is dropped); a large T is a coin toss. T is on the judge's scale (VADER's is [-1, 1]).
-The share of pairs whose chosen answer has the higher score, "judge agreement", is the accuracy a perfect reward
-model could reach on these labels (1 at T = 0; a tie counts one half).
+with s the judge's scores and T the labeller's noise: T → 0 is a labeller who always agrees with the judge; a large T
+is a coin toss. T is on the judge's scale (VADER's is [-1, 1]). Two answers the judge scores exactly the same are
+not compared at any T: the coin would be fair and the label pure noise (with VADER most short answers score 0, and
+such ties were three quarters of all comparisons). The share of pairs whose chosen answer has the higher score,
+"judge agreement", is the accuracy a perfect reward model could reach on these labels (1 at T = 0).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from genlab.eval.judges import Judge
 
 
 def bradley_terry_choice(s_a: float, s_b: float, temperature: float, rng: random.Random) -> bool | None:
-    """Whether ``a`` is chosen over ``b``: True with probability σ((s_a − s_b) / T); at T = 0 the higher score
-    wins and a tie is None (no preference to record)."""
+    """Whether ``a`` is chosen over ``b``: True with probability σ((s_a − s_b) / T) (at T = 0 the higher score
+    wins); a tie is None at any T (no preference to record)."""
+    if s_a == s_b:
+        return None
     if temperature == 0:
-        return None if s_a == s_b else s_a > s_b
+        return s_a > s_b
     z = (s_a - s_b) / temperature
     p = 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))  # σ(z) without overflow
     return rng.random() < p
@@ -45,14 +48,14 @@ class Labelled:
     prompts: int = 0  # prompts answered
     answers: int = 0  # answers sampled
     mean_score: float = float("nan")  # the judge's mean over every sampled answer
-    ties_dropped: int = 0  # T = 0: comparisons of equal scores
+    ties_dropped: int = 0  # comparisons of equal scores
 
     @property
     def agreement(self) -> float:
-        """The share of pairs whose chosen answer the judge scores higher (a tie counts ½)."""
+        """The share of pairs whose chosen answer the judge scores higher."""
         if not self.pairs:
             return float("nan")
-        hits = sum(1.0 if c > r else 0.5 if c == r else 0.0 for _, (c, r) in self.pairs)
+        hits = sum(c > r for _, (c, r) in self.pairs)
         return hits / len(self.pairs)
 
     def jsonl(self) -> str:

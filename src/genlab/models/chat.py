@@ -197,6 +197,30 @@ class ChatLM(GPT):
             stop=SPECIALS, generator=generator, on_text=on_text,
         )  # fmt: skip
 
+    @torch.inference_mode()
+    def answer_batch(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_tokens: int = 64,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> list[tuple[str, list[int], bool]]:
+        """One answer to each of several template prompts (token ids, from :meth:`prompt_ids`), decoded as one
+        batch (:func:`genlab.sampling.text.generate_batch`, full distribution): per prompt (its text, its ids up to
+        and including the special token that closed it, whether one did)."""
+        from genlab.sampling.text import generate_batch
+
+        tok = self.require_tokenizer()
+        stops = {tok.special_id(s) for s in SPECIALS}
+        news = generate_batch(self, prompts, max_tokens=max_tokens, stop_ids=sorted(stops), temperature=temperature,
+                              generator=generator)  # fmt: skip
+        out = []
+        for new in news:
+            closed = bool(new) and new[-1] in stops
+            out.append((tok.decode(new[:-1] if closed else new), new, closed))
+        return out
+
     def respond(
         self,
         messages: Sequence[Message],

@@ -191,7 +191,12 @@ def resolve_parts(
     paths: dict[str, str | Path] = {}
     missing = []
     for name, part in cls.parts.items():
-        if (part.needed is not None and not part.needed(config)) or (resume and not part.on_resume):
+        if part.needed is not None and not part.needed(config):
+            if given.get(name):  # e.g. --reward with rlhf's dpo: silently ignoring it would mislead
+                raise GenlabError(f"--{name.replace('_', '-')}: this {cls.family} run does not use it with these "
+                                  "settings (see --help)")  # fmt: skip
+            continue
+        if resume and not part.on_resume:
             continue
         path = given.get(name) or saved.get(name) or (default_model(part.default) if part.default else None)
         if path is None:
