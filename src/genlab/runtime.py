@@ -44,3 +44,13 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     else:
         g.manual_seed(seed)
     return g
+
+
+def mean_over_ranks(value: torch.Tensor) -> float:
+    """The mean of a scalar tensor over the processes of a ``torchrun`` job (the value itself outside one): a figure
+    that steers training, averaged so that every rank takes the same decision."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        value = value.detach().clone()
+        torch.distributed.all_reduce(value)
+        value /= torch.distributed.get_world_size()
+    return value.item()

@@ -138,6 +138,10 @@ class ChatLM(GPT):
     def end_id(self) -> int:
         return self.require_tokenizer().special_id(END)
 
+    def stop_ids(self) -> list[int]:
+        """The ids of the template tokens, any of which closes an answer."""
+        return [self.require_tokenizer().special_id(s) for s in SPECIALS]
+
     def prompt_ids(self, messages: Sequence[Message], *, reserve: int = 0) -> list[int]:
         """Token ids asking for the next answer to ``messages``; the oldest non-system turns are dropped until the
         prompt leaves ``reserve`` positions of the context for the answer (a warning says so)."""
@@ -211,8 +215,7 @@ class ChatLM(GPT):
         and including the special token that closed it, whether one did)."""
         from genlab.sampling.text import generate_batch
 
-        tok = self.require_tokenizer()
-        stops = {tok.special_id(s) for s in SPECIALS}
+        tok, stops = self.require_tokenizer(), set(self.stop_ids())
         news = generate_batch(self, prompts, max_tokens=max_tokens, stop_ids=sorted(stops), temperature=temperature,
                               generator=generator)  # fmt: skip
         out = []

@@ -32,13 +32,14 @@ from typing import Any
 import torch
 
 from genlab.config import FRACTION, NONNEGATIVE, Range, check_ranges
-from genlab.data.chat import END, SPECIALS, held_out, load_prompts, prompt_text
+from genlab.data.chat import END, held_out, load_prompts, prompt_text
 from genlab.data.pairs import read_pairs
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.models.base import Flag, GenerativeModel, Part, TrainingData, TrainOptions, load_state_strict
 from genlab.models.chat import ChatConfig, ChatLM, join_batch
 from genlab.models.gpt import GPTConfig
 from genlab.nn import rl
+from genlab.runtime import mean_over_ranks
 from genlab.sampling.text import generate_batch
 
 METHODS = ("ppo", "dpo")
@@ -110,16 +111,6 @@ class Pairs:
         prompts = [self.prompt[r] for r in rows]
         ids, mask = join_batch(prompts * 2, [self.chosen[r] for r in rows] + [self.rejected[r] for r in rows])
         return {"ids": ids, "mask": mask}
-
-
-def _across_ranks(value: torch.Tensor) -> float:
-    """The mean of ``value`` over the processes of a ``torchrun`` job (itself alone): every rank logs the same
-    rollout KL and steers the adaptive coefficient by it, so the ranks' coefficients never drift apart."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        value = value.detach().clone()
-        torch.distributed.all_reduce(value)
-        value /= torch.distributed.get_world_size()
-    return value.item()
 
 
 def _seed(*parts: int) -> int:
@@ -262,9 +253,8 @@ class RLHF(ChatLM):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One answer per prompt by ``sampler`` (default: this policy), sampled at temperature 1 from the full
         distribution: prompt+answer ids ``B×T`` and the answer-token mask ``B×(T-1)`` (:func:`join_batch`)."""
-        stops = [self.require_tokenizer().special_id(s) for s in SPECIALS]
-        answers = generate_batch(sampler or self, prompts, max_tokens=self.config.max_new_tokens, stop_ids=stops,
-                                 generator=generator)  # fmt: skip
+        answers = generate_batch(sampler or self, prompts, max_tokens=self.config.max_new_tokens,
+                                 stop_ids=self.stop_ids(), generator=generator)  # fmt: skip
         ids, mask = join_batch(prompts, answers)
         return ids.to(self.device), mask.to(self.device)
 
@@ -296,13 +286,13 @@ class RLHF(ChatLM):
             s = self.score(ids, mask)
         finally:
             self.train(was)
-        kl = _across_ranks(s["kl"].mean())
+        kl = mean_over_ranks(s["kl"].mean())  # every rank steers the adaptive β by the same KL
         if not math.isfinite(kl):
             raise GenlabError(f"the KL to the reference became {kl} in a rollout; the last checkpoint in --out (if "
                               "any) stays resumable: try a lower learning rate (--set lr=...)")  # fmt: skip
         coef = float(self.kl_coef_now)
         rows = torch.arange(len(ids), device=ids.device)
-        stops = torch.tensor([self.require_tokenizer().special_id(t) for t in SPECIALS], device=ids.device)
+        stops = torch.tensor(self.stop_ids(), device=ids.device)
         closed = torch.isin(ids[rows, s["last"] + 1], stops)  # the answer ended with a template token
         rewards = -coef * (s["logp"] - s["ref"]) * mask  # the per-token KL penalty (Ziegler et al. 2019, eq. 2)
         rewards[rows, s["last"]] += s["score"] - c.end_penalty * (~closed).float()  # the RM's score: last token
