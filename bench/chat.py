@@ -57,6 +57,10 @@ DPO_BETAS = (0.1, 0.3)  # DPO at several β: points of the frontier (the DPO pap
 RLHF_RUNS = ("ppo", *(f"dpo-beta{b}" for b in DPO_BETAS))
 SPLIT_KEY = "reward-model-half:"  # prompts:train's halves: held_out(SPLIT_KEY + prompt, 0.5) is half B
 WALL_TARGET_S = 3600
+# The end rate is read with room for 96 characters: 30% of the bundled answers are longer than 64, so a 64-character
+# budget cuts answers the data itself would make long (end_rate_64 reports that budget too)
+END_ROOM = 96
+END_TARGET = 0.95
 
 
 def genlab(*args: object) -> dict:
@@ -97,6 +101,39 @@ def held_out_agreement(pairs_file: Path) -> dict:
     return {"judge_agreement_held_out": hits / n if n else None, "held_out_pairs": n}
 
 
+def bag_of_words(pairs_file: Path) -> dict:
+    """The classic reward model a user could fit instead: a logistic regression on word counts (scikit-learn),
+    P(chosen ≻ rejected) = σ(w·(counts(chosen) − counts(rejected))), trained on the same pairs the reward model
+    trains on and scored on the pairs it holds out (the same split). VADER itself sums word valences, so this is
+    the judge's own form with the lexicon learned from the pairs."""
+    import numpy as np
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from genlab.data.chat import held_out
+    from genlab.models.reward import RewardModel
+
+    rows = [json.loads(line) for line in pairs_file.read_text(encoding="utf-8").splitlines()]
+    held = [held_out(f"{p.get('system')}\n{p['prompt']}", RewardModel.val_fraction) for p in rows]
+    train, test = (
+        [p for p, h in zip(rows, held, strict=True) if not h],
+        [p for p, h in zip(rows, held, strict=True) if h],
+    )
+    if not train or not test:
+        return {}
+    words = CountVectorizer().fit([p["chosen"] for p in train] + [p["rejected"] for p in train])
+
+    def diff(pairs: list[dict]):  # noqa: ANN202
+        return words.transform([p["chosen"] for p in pairs]) - words.transform([p["rejected"] for p in pairs])
+
+    x = diff(train)  # each pair both ways round, so the model has no side to prefer
+    fit = LogisticRegression(C=0.1, fit_intercept=False, max_iter=2000)
+    fit.fit(sparse.vstack([x, -x]), np.r_[np.ones(x.shape[0]), np.zeros(x.shape[0])])
+    return {"bag_of_words_val_accuracy": float((diff(test) @ fit.coef_[0] > 0).mean()), "bag_of_words_vocab":
+            len(words.vocabulary_)}  # fmt: skip
+
+
 def base_vs_sft(sft_dir: Path, prompts: int) -> dict:
     """gpt-kjv in the chat template (before SFT) against the SFT model: held-out assistant loss (the SFT run's own
     held-out conversations) and the end rate of answers to prompts:test."""
@@ -115,7 +152,9 @@ def base_vs_sft(sft_dir: Path, prompts: int) -> dict:
     out = {}
     for name, model in (("base", base), ("sft", sft)):
         figures = evaluate_chat(model, test, judge, max_tokens=64, seed=0)
-        out[name] = {"held_out_loss": model.evaluate(data.val)["val_loss"], "end_rate": figures["end_rate"],
+        roomy = evaluate_chat(model, test, judge, max_tokens=END_ROOM, seed=0)
+        out[name] = {"held_out_loss": model.evaluate(data.val)["val_loss"], "end_rate": roomy["end_rate"],
+                     "end_rate_prompts": roomy["prompts"], "end_rate_64": figures["end_rate"],
                      "score": figures["score"], "prompts": figures["prompts"]}  # fmt: skip
     return out
 
@@ -170,7 +209,8 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
             for name, half, seed in (("rm", "a", 0), ("rm2", "b", 1)):
                 s = genlab("train", "reward", "--data", out / f"pairs-{half}.jsonl", "--init", out / "sft",
                            "--seed", seed, "--out", out / name, "--force", *steps("rm_steps"))  # fmt: skip
-                result["rm"][name] = s["held_out"] | held_out_agreement(out / f"pairs-{half}.jsonl")
+                pairs = out / f"pairs-{half}.jsonl"
+                result["rm"][name] = s["held_out"] | held_out_agreement(pairs) | bag_of_words(pairs)
         elif stage == "ppo":
             s = genlab("train", "rlhf", "--method", "ppo", "--policy", out / "sft", "--reward", out / "rm",
                        "--prompts", "prompts:train", "--out", out / "ppo", "--force", *steps("rlhf_steps"))  # fmt: skip
@@ -208,8 +248,9 @@ def targets(result: dict) -> dict:
     sft, rm, methods = result.get("sft", {}), result.get("rm", {}), result.get("compare", {}).get("methods", {})
     get = lambda d, *keys: _dig(d, keys)  # noqa: E731
     out = {
-        "sft_end_rate_above_base": {
-            "target": "SFT closes more answers with <|end|> than the base model (prompts:test)",
+        "sft_end_rate_ge_0.95_above_base": {
+            "target": f"SFT closes ≥ {END_TARGET:.0%} of its answers to prompts:test with <|end|> (room for {END_ROOM} "
+            "characters), and more than the base model",
             "measured": {"sft": get(sft, "sft", "end_rate"), "base": get(sft, "base", "end_rate")},
         },
         "sft_loss_below_base": {
@@ -217,8 +258,9 @@ def targets(result: dict) -> dict:
             "measured": {"sft": get(sft, "sft", "held_out_loss"), "base": get(sft, "base", "held_out_loss")},
         },
     }
-    out["sft_end_rate_above_base"]["met"] = target(get(sft, "sft", "end_rate"), lambda a, b: a > b,
-                                                   get(sft, "base", "end_rate"))  # fmt: skip
+    out["sft_end_rate_ge_0.95_above_base"]["met"] = target(get(sft, "sft", "end_rate"),
+                                                           lambda a, b: a >= END_TARGET and a > b,
+                                                           get(sft, "base", "end_rate"))  # fmt: skip
     out["sft_loss_below_base"]["met"] = target(get(sft, "sft", "held_out_loss"), lambda a, b: a < b,
                                                get(sft, "base", "held_out_loss"))  # fmt: skip
     for name in ("rm", "rm2"):

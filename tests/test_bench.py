@@ -40,13 +40,15 @@ def test_chat_targets_compare_each_figure_with_its_own_and_null_what_was_not_mea
         "dpo-beta0.1": {"kind": "run", "score": 0.5, "kl": 12.0, "win_rate": 0.69, "win_low": 0.6, "win_high": 0.8},
     }
     result = {
-        "sft": {"sft": {"end_rate": 0.8, "held_out_loss": 2.0}, "base": {"end_rate": 0.0, "held_out_loss": 3.0}},
+        "sft": {"sft": {"end_rate": 0.96, "held_out_loss": 2.0}, "base": {"end_rate": 0.0, "held_out_loss": 3.0}},
         "rm": {"rm": {"val_accuracy": 0.6, "judge_agreement_held_out": 0.7}},
         "compare": {"methods": methods},
         "timing_s": {"total": 3000.0},
     }
     met = {k: v["met"] for k, v in chat.targets(result).items()}
-    assert met["sft_end_rate_above_base"] and met["sft_loss_below_base"]
+    assert met["sft_end_rate_ge_0.95_above_base"] and met["sft_loss_below_base"]
+    short = result | {"sft": result["sft"] | {"sft": {"end_rate": 0.9, "held_out_loss": 2.0}}}
+    assert chat.targets(short)["sft_end_rate_ge_0.95_above_base"]["met"] is False  # above the base, below 95%
     assert met["rm_accuracy_ge_0.85x_agreement"] is True  # 0.6 ≥ 0.85 × 0.7 = 0.595
     assert met["rm2_accuracy_ge_0.85x_agreement"] is None  # rm2 not trained
     assert met["ppo_score_ge_sft_plus_0.3_at_kl_le_10"] is True  # 0.45 ≥ 0.1 + 0.3 at KL 9

@@ -1,6 +1,6 @@
 """``genlab edit``: example-based image editing — parse, call :mod:`genlab.edit`, report. The patch-based and
 classic tasks live here; Deep Image Prior and text-to-image editing in :mod:`genlab.cli.edit_learned`, the
-PatchMatch field (``nnf``) in :mod:`genlab.cli.edit_nnf`.
+PatchMatch field (``nnf``) in :mod:`genlab.cli.edit_nnf`, neural style transfer in :mod:`genlab.cli.edit_style`.
 
 Heavy modules (numba, torch, OpenCV) are imported inside the handlers so that ``genlab --help`` stays fast.
 """
@@ -36,6 +36,7 @@ from genlab.cli.edit_learned import (
     run_dip,
 )
 from genlab.cli.edit_nnf import add_nnf
+from genlab.cli.edit_style import add_style
 from genlab.errors import GenlabError
 
 EXAMPLES = """\
@@ -49,6 +50,7 @@ examples:
   genlab edit denoise --image noisy.png --out clean.png --reference clean_truth.png      # Deep Image Prior
   genlab edit superres --image small.png --scale 4 --out big.png                         # --method bicubic to compare
   genlab edit nnf --a a.png --b b.png --patch 7 --out flow.png                           # + flow-reconstruction.png
+  genlab edit style --content photo.jpg --style painting.png --out styled.png            # Gatys et al. 2016
 
 Images: any file Pillow reads (8/16-bit, grey, palette, CMYK, alpha over white) or a bundled photo by name:
 astronaut brick camera chelsea coffee coins grass gravel horse logo moon page rocket text china flower.
@@ -337,11 +339,12 @@ def add_edit(sub: argparse._SubParsersAction) -> None:
     """Register ``genlab edit`` and its tasks."""
     p = sub.add_parser(
         "edit",
-        help="edit photos: texture, inpaint, retarget, reshuffle, denoise, dejpeg, superres, nnf, img2img",
+        help="edit photos: texture, inpaint, retarget, reshuffle, denoise, dejpeg, superres, nnf, img2img, style",
         formatter_class=Formatter,
         description="Example-based image editing (lecture 01, 'Image Manipulation with Example'): texture "
         "synthesis (Efros-Leung, image quilting), PatchMatch editing (hole filling, retargeting, reshuffling), "
-        "Deep Image Prior restoration, and classic baselines to compare with. Every task has its own --help.",
+        "Deep Image Prior restoration, neural style transfer, and classic baselines to compare with. Every task has "
+        "its own --help.",
         epilog=EXAMPLES,
     )
     tasks = p.add_subparsers(title="tasks", metavar="TASK", required=True)
@@ -353,3 +356,4 @@ def add_edit(sub: argparse._SubParsersAction) -> None:
         add_restore(tasks, task)
     add_nnf(tasks)
     add_img2img(tasks)
+    add_style(tasks)

@@ -63,12 +63,16 @@ def _eval_image(args: argparse.Namespace) -> dict[str, Any]:
         classifier = load_model(judge, task="classifier", device=device)
     inception = args.fid and "inception" in features and (args.features is not None or _inception_available())
     controls = sampler_controls(args, model, device)
+    train = None  # memorisation is measured against the training split when the reference is the held-out one
+    if args.fid and split == "val":
+        train = reference_images(model, args.data, "train", args.val_fraction, max_pixels=args.max_pixels)
     return evaluate_image_model(
         model,
         reference,
         fid_samples=args.samples if args.fid else 0,
         judge=classifier,
         inception=inception,
+        train=train,
         seed=args.seed,
         progress=not args.json,
         **controls,
@@ -184,9 +188,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         formatter_class=Formatter,
         description="Text: held-out likelihood — nats per token, perplexity and bits per character "
         "(tokenizer-independent, so every family compares on the same footing), each token scored with all the "
-        "context the model uses. Images: the held-out denoising loss, and with --fid: FID and KID of generated "
-        "samples against held-out real images with Inception-v3 features (genlab[fid]) and with a genlab "
-        "classifier's features, plus the class accuracy of class-conditional samples. Chat: answers sampled at "
+        "context the model uses. Images: the family's held-out figures — its likelihood labelled by kind (exact: "
+        "PixelCNN; bound: VAE ELBO and IWAE; none: GAN) in bits per dimension, or diffusion's denoising loss — and "
+        "with --fid: FID and KID of generated samples against held-out real images with Inception-v3 features "
+        "(genlab[fid]) and with a genlab classifier's features, precision, recall, density and coverage (k = 3) on "
+        "each, the class accuracy of class-conditional samples or the class shares of unconditional ones (mode "
+        "collapse), and each sample's distance to its nearest training image beside held-out images' (memorisation)."
+        " Chat: answers sampled at "
         "temperature 1 to held-out prompts, scored by a judge (mean and standard error), their length in words and "
         "tokens, distinct-2 (distinct word bigrams over all bigrams), the share closed with <|end|>, and with "
         "--reference the KL divergence from that policy in nats per answer (the mean log-ratio of the samples, "

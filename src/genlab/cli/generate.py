@@ -23,7 +23,8 @@ def _generate_text(args: argparse.Namespace) -> int:
     from genlab.runtime import best_device, make_generator
     from genlab.sampling.text import check_controls, generate
 
-    check_controls(args.temperature, args.top_k, args.top_p, args.max_tokens)
+    temperature = TEXT_TEMPERATURE if args.temperature is None else args.temperature
+    check_controls(temperature, args.top_k, args.top_p, args.max_tokens)
     device = best_device(args.device)
     model = load_model(args.model, task="text", device=device)
     tokens = len(args.prompt.encode("utf-8")) + 1 + args.max_tokens  # at most one token per byte of the prompt
@@ -47,7 +48,7 @@ def _generate_text(args: argparse.Namespace) -> int:
         args.prompt,
         n=args.n,
         max_tokens=args.max_tokens,
-        temperature=args.temperature,
+        temperature=temperature,
         top_k=args.top_k,
         top_p=args.top_p,
         stop=args.stop or (),
@@ -91,14 +92,16 @@ def _guidance_classifier(args: argparse.Namespace, device: Any) -> Any:
 
 #: the image-sampling options and their defaults (the parser's): a family takes those in its ``sampling_controls``
 SAMPLER_DEFAULTS: dict[str, Any] = dict(
-    sampler="ddim", steps=50, eta=0.0, spacing="auto", variance="beta", guidance=0.0, classifier_scale=0.0
-)
+    sampler="ddim", steps=50, eta=0.0, spacing="auto", variance="beta", guidance=0.0, classifier_scale=0.0,
+    temperature=None,
+)  # fmt: skip
+TEXT_TEMPERATURE = 0.8
 
 
 def sampler_controls(args: argparse.Namespace, model: Any, device: Any) -> dict[str, Any]:
     """The sampling options ``model``'s family takes; one it does not take, set away from its default, is an
     error naming it."""
-    given = {k: getattr(args, k) for k in SAMPLER_DEFAULTS}
+    given = {k: getattr(args, k, default) for k, default in SAMPLER_DEFAULTS.items()}  # eval has no --temperature
     for key, value in given.items():
         if key not in model.sampling_controls and value != SAMPLER_DEFAULTS[key]:
             raise GenlabError(f"--{key.replace('_', '-')}: a {model.family} model takes no such sampling option")
@@ -274,6 +277,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
   genlab generate image --model runs/photos --n 64 --sampler dpmpp --steps 20 --out samples/
   genlab generate image --class 3 --classifier-scale 2 --out threes.png      # classifier guidance
   genlab generate image --model runs/digits --interpolate 0,1 --frames 8 --out morph.png
+  genlab generate image --model runs/pcnn --class 3 --temperature 0.8 --out threes.png   # a PixelCNN, pixel by pixel
+  genlab generate image --model runs/gan --n 64 --out gan.png                          # a GAN: one evaluation each
   genlab generate image --interpolate a.png,b.png --through diffused --strength 0.5 --out morph.png
   genlab generate image --prompt "a large blue triangle at the bottom right" --guidance 5 --negative-prompt "red" --n 8 --out t.png
   genlab generate image --prompt "a small red circle" --to-prompt "a large red circle" --frames 8 --out grow.png
@@ -289,7 +294,12 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default="", help="text: the text to continue; image: what to draw (text-to-image)")
     t = p.add_argument_group("text")
     t.add_argument("--max-tokens", type=NATURAL, default=200, dest="max_tokens", help="tokens to generate")
-    t.add_argument("--temperature", type=Num(float, 0, 100), default=0.8, help="softmax temperature; 0 = greedy")
+    t.add_argument(
+        "--temperature",
+        type=Num(float, 0, 100),
+        default=None,
+        help="softmax temperature; 0 = greedy (text: default 0.8; PixelCNN pixels and VAE latents: default 1)",
+    )
     t.add_argument("--top-k", type=NATURAL, default=0, dest="top_k", help="keep the k most likely tokens (0 = all)")
     t.add_argument(
         "--top-p",

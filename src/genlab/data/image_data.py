@@ -31,6 +31,22 @@ BUNDLED_IMAGES = ("digits", "shapes")
 SHAPES_COUNT = 20_000  # images in the bundled shapes set (drawn on demand, deterministic)
 
 
+def data_levels(images: torch.Tensor) -> int:
+    """The fewest evenly spaced values per channel that hold every pixel of ``images`` (in [-1, 1]) exactly: 17 for
+    the 8×8 digits (0 … 16), 256 for 8-bit photos or anything resampled between levels."""
+    values = torch.unique(((images.flatten() + 1) / 2).clamp(0, 1))
+    for levels in range(2, 257):
+        scaled = values * (levels - 1)
+        if torch.all((scaled - scaled.round()).abs() < 1e-3):
+            return levels
+    return 256
+
+
+def quantize(images: torch.Tensor, levels: int) -> torch.Tensor:
+    """Images in [-1, 1] → integer levels 0 … levels − 1 (the discrete scale of the likelihood families)."""
+    return (((images + 1) / 2).clamp(0, 1) * (levels - 1)).round().long()
+
+
 @dataclass
 class ImageSet:
     images: torch.Tensor  # N×C×H×W float32 in [-1, 1]

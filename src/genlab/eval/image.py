@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from genlab.errors import GenlabError
 from genlab.eval.fid import InceptionFeatures, fid, kid
+from genlab.eval.manifold import K, memorisation, prdc
 from genlab.io import MAX_PIXELS
 
 
@@ -43,30 +44,60 @@ def image_metrics(
     classifier: Any = None,
     inception: InceptionFeatures | None = None,
     real_cache: dict[str, Any] | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """FID/KID of ``samples`` against ``real`` (both ``N×C×H×W`` in [0, 1]) with every feature set given, and
-    class accuracy when ``labels`` and a ``classifier`` are given. ``real_cache`` keeps real features across calls."""
+    class accuracy when ``labels`` and a ``classifier`` are given (for unconditional samples, how evenly they cover
+    the classifier's classes: :func:`class_coverage`). ``real_cache`` keeps real features across calls."""
     cache = real_cache if real_cache is not None else {}
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     if classifier is not None:
         if "classifier" not in cache:
-            cache["classifier"] = classifier.predict(real)[1].numpy()
-        preds, feats = classifier.predict(samples)
+            cache["classifier"] = classifier.predict(at_size(real, classifier.config.image_size))[1].numpy()
+        preds, feats = classifier.predict(at_size(samples, classifier.config.image_size))
         out["fid_classifier"] = fid(cache["classifier"], feats.numpy())
         out["kid_classifier"] = kid(cache["classifier"], feats.numpy())
+        out |= _prdc(cache["classifier"], feats.numpy(), "classifier")
         if labels is not None:
             if int(labels.max()) >= classifier.config.num_classes:
                 raise GenlabError("the classifier knows fewer classes than the model draws")
             out["class_accuracy"] = (preds == labels).float().mean().item()
+        else:
+            out |= class_coverage(preds, classifier.config.num_classes)
     if inception is not None:
         if "inception" not in cache:
             cache["inception"] = inception(real)
         feats = inception(samples)
         out["fid_inception"] = fid(cache["inception"], feats)
         out["kid_inception"] = kid(cache["inception"], feats)
+        out |= _prdc(cache["inception"], feats, "inception")
     if not out:
         raise GenlabError("no features to compare with: give a --classifier or install genlab[fid] for Inception")
     return out
+
+
+def _prdc(real: Any, fake: Any, name: str) -> dict[str, float]:
+    """Precision, recall, density and coverage (k = 3) on one feature set, named by it; {} for fewer than 4 images."""
+    if min(len(real), len(fake)) <= K:
+        return {}
+    return {f"{key}_{name}": value for key, value in prdc(real, fake).items()}
+
+
+def at_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images in [0, 1] resampled (bicubic) to the side a judge network was trained at; real and generated images
+    go through the same resampling, so the comparison stays fair."""
+    if images.shape[-1] == size:
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def class_coverage(preds: torch.Tensor, num_classes: int) -> dict[str, Any]:
+    """Mode collapse, seen through a classifier: the share of unconditional samples given each class, its KL
+    divergence from uniform (nats; 0 when every class is as common, log K when one class takes all) and the
+    smallest share."""
+    share = torch.bincount(preds.long(), minlength=num_classes).float() / max(1, preds.numel())
+    kl = float((share[share > 0] * (share[share > 0] * num_classes).log()).sum())
+    return {"class_shares": [round(float(v), 4) for v in share], "class_kl_to_uniform": kl,
+            "min_class_share": float(share.min())}  # fmt: skip
 
 
 def reference_images(
@@ -100,6 +131,7 @@ def evaluate_image_model(
     fid_samples: int = 0,
     judge: Any = None,
     inception: bool = False,
+    train: Any = None,
     seed: int = 0,
     progress: bool = True,
     **controls: Any,
@@ -107,7 +139,9 @@ def evaluate_image_model(
     """The family's held-out figures on ``reference`` (an ImageSet; diffusion: the denoising loss); with
     ``fid_samples`` > 0 also FID/KID against it
     with Inception features and/or the features of ``judge`` (a clean-image classifier), and the class accuracy of
-    the samples as ``judge`` sees them. ``controls`` go to the sampler (guidance included)."""
+    the samples as ``judge`` sees them, precision / recall / density / coverage on each feature set, and with
+    ``train`` (the training split) how near the samples lie to training images (memorisation). ``controls`` go to the
+    sampler (guidance included)."""
     figures: dict[str, Any] = {"reference_images": len(reference)}
     figures |= model.evaluate(reference, batches=20, batch_size=64)
     if fid_samples <= 0:
@@ -122,4 +156,6 @@ def evaluate_image_model(
         classifier=judge,
         inception=InceptionFeatures(model.device) if inception else None,
     )
+    if train is not None and len(train):
+        figures |= memorisation(samples, (reference.images + 1) / 2, (train.images + 1) / 2)
     return figures

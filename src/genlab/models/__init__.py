@@ -26,6 +26,9 @@ FAMILIES: dict[str, str] = {
     "chat": "genlab.models.chat:ChatLM",
     "reward": "genlab.models.reward:RewardModel",
     "rlhf": "genlab.models.rlhf:RLHF",
+    "pixelcnn": "genlab.models.pixelcnn:PixelCNN",
+    "vae": "genlab.models.vae:VAE",
+    "gan": "genlab.models.gan:GAN",
 }
 
 

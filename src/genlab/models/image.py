@@ -2,8 +2,8 @@
 parts, served as stateless batches of images and whatever else the family needs (labels, captions, attributes).
 
 A family subclasses :class:`ImageModel` and sets ``needs`` (what its batches carry beside the images) and, where
-its config has data-dependent fields (``channels``, ``num_classes``), inherits ``build``; it adds its own
-``evaluate`` and ``preview``.
+its config has data-dependent fields (``channels``, ``num_classes``, ``levels``: the discrete values per channel),
+inherits ``build``; it adds its own ``evaluate`` and ``preview``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from genlab.data.image_data import ImageBatches, load_image_set, split_images
+from genlab.data.image_data import ImageBatches, data_levels, load_image_set, split_images
 from genlab.data.images import image_grid, write_image
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel, TrainingData, TrainOptions
@@ -67,6 +67,8 @@ class ImageModel(GenerativeModel):
                 config.channels = data.images.shape[1]
             if hasattr(config, "num_classes") and "num_classes" not in options.explicit:
                 config.num_classes = data.num_classes if data.labels is not None else 0
+            if hasattr(config, "levels") and "levels" not in options.explicit:  # discrete pixel values
+                config.levels = data_levels(train.images)
         describe = (
             f"{len(data)} images of {size}×{size}×{data.images.shape[1]}, {data.num_classes or 'no'} classes; "
             f"{len(train)} train, {len(val)} held out"
