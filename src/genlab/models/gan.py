@@ -174,10 +174,6 @@ class GAN(ImageModel):
         self.generator = Generator(config)
         self.critic = Critic(config)
 
-    @property
-    def conditional(self) -> bool:
-        return self.config.num_classes > 0
-
     def optimizers(self) -> dict[str, Optim]:
         """The generator and the critic step separately, each with its own Adam state."""
         return {"model": Optim(list(self.generator.parameters())), "critic": Optim(list(self.critic.parameters()))}
@@ -213,16 +209,6 @@ class GAN(ImageModel):
         mixed = (t * real + (1 - t) * fake.detach()).requires_grad_(True)
         (grad,) = torch.autograd.grad(self.critic(mixed, y).sum(), mixed, create_graph=True)
         return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
-
-    def check_class(self, y: torch.Tensor | int | None) -> torch.Tensor | None:
-        if y is None:
-            return None
-        if not self.conditional:
-            raise GenlabError("--class: this model is unconditional (it was trained without labels)")
-        y = torch.as_tensor(y, dtype=torch.long, device=self.device)
-        if y.numel() and (y.min() < 0 or y.max() >= self.config.num_classes):
-            raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
-        return y
 
     @torch.no_grad()
     def sample(self, n: int, cond: Any = None, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -75,6 +75,22 @@ class ImageModel(GenerativeModel):
         )
         return TrainingData(train, val, describe, {"class_names": data.class_names}, size=size)
 
+    @property
+    def conditional(self) -> bool:
+        """Trained with class labels (a config with ``num_classes`` > 0)."""
+        return getattr(self.config, "num_classes", 0) > 0
+
+    def check_class(self, y: torch.Tensor | int | None) -> torch.Tensor | None:
+        """Class labels as asked for (``--class``): an int or ``B`` labels in 0 … num_classes − 1; None stays None."""
+        if y is None:
+            return None
+        if not self.conditional:
+            raise GenlabError("--class: this model is unconditional (it was trained without labels)")
+        y = torch.as_tensor(y, dtype=torch.long, device=self.device)
+        if y.numel() and (y.min() < 0 or y.max() >= self.config.num_classes):
+            raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
+        return y
+
     def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
         extra = self.needs if self.needs in ("captions", "attributes") else ""
         return ImageBatches(data.train, batch_size=batch_size, seed=seed, rank=rank, extra=extra)

@@ -167,10 +167,6 @@ class PixelCNN(ImageModel):
             nn.ReLU(), nn.Conv2d(c.width, c.head, 1), nn.ReLU(), nn.Conv2d(c.head, c.channels * c.levels, 1)
         )
 
-    @property
-    def conditional(self) -> bool:
-        return self.config.num_classes > 0
-
     # --- the model ----------------------------------------------------------------------------------
     def logits(self, q: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Levels ``B×C×H×W`` → logits ``B×C×levels×H×W``: position (i, j) sees only the pixels before it."""
@@ -194,16 +190,6 @@ class PixelCNN(ImageModel):
         images, labels, _ = batch
         dims = images[0].numel()
         return self.nll(images.to(self.device), None if labels is None else labels.to(self.device)).mean() / dims
-
-    def check_class(self, y: torch.Tensor | int | None) -> torch.Tensor | None:
-        if y is None:
-            return None
-        if not self.conditional:
-            raise GenlabError("--class: this model is unconditional (it was trained without labels)")
-        y = torch.as_tensor(y, dtype=torch.long, device=self.device)
-        if y.numel() and (y.min() < 0 or y.max() >= self.config.num_classes):
-            raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
-        return y
 
     @torch.no_grad()
     def sample(

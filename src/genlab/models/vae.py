@@ -147,10 +147,6 @@ class VAE(ImageModel):
         self.decoder = nn.Sequential(*dec)
 
     @property
-    def conditional(self) -> bool:
-        return self.config.num_classes > 0
-
-    @property
     def autoencoder(self) -> bool:
         """β = 0: the plain, deterministic autoencoder."""
         return self.config.beta == 0
@@ -228,16 +224,6 @@ class VAE(ImageModel):
     def log_prob(self, x: Any, cond: Any = None) -> torch.Tensor:
         """A lower bound on log p(x | cond) (IWAE with ``iwae_samples``, at least 1): the VAE has no exact one."""
         return self.iwae(x, self.check_class(cond), max(1, self.config.iwae_samples))
-
-    def check_class(self, y: torch.Tensor | int | None) -> torch.Tensor | None:
-        if y is None:
-            return None
-        if not self.conditional:
-            raise GenlabError("--class: this model is unconditional (it was trained without labels)")
-        y = torch.as_tensor(y, dtype=torch.long, device=self.device)
-        if y.numel() and (y.min() < 0 or y.max() >= self.config.num_classes):
-            raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
-        return y
 
     def _classes_for(self, n: int, y: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor | None:
         if not self.conditional:
