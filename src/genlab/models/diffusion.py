@@ -40,7 +40,7 @@ from genlab.config import (
 from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModel
 from genlab.models.diffusion_base import DiffusionBase
-from genlab.models.image import EVAL_SEED, write_grid
+from genlab.models.image import EVAL_SEED
 from genlab.nn.unet import UNet
 from genlab.sampling import diffusion as S
 
@@ -175,15 +175,9 @@ class DiffusionModel(DiffusionBase):
             n += x.shape[0]
         return {"val_loss": total / n}
 
-    def preview(self, path: Path, val: Any, seed: int, *, steps: int = 50, per_class: int = 8) -> Path:
+    def preview(self, path: Path, val: Any, seed: int, *, steps: int = 50) -> Path:
         """A grid from DDIM: one row per class (up to 10) or 8×8 unconditional samples."""
-        g = torch.Generator(device=self.device).manual_seed(seed)
-        if self.conditional:
-            classes = torch.arange(min(self.config.num_classes, 10)).repeat_interleave(per_class)
-            images, nrow = self.sample(len(classes), classes, generator=g, steps=steps), per_class
-        else:
-            images, nrow = self.sample(64, generator=g, steps=steps), 8
-        return write_grid(path, images, nrow, self.config.image_size)
+        return self.sample_grid(path, seed, steps=steps)
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)
@@ -243,17 +237,6 @@ class DiffusionModel(DiffusionBase):
         """The "no class" input for ``n`` samples: an index, or (``soft``) a one-hot weight vector."""
         null = torch.full((n,), self.config.num_classes, dtype=torch.long, device=self.device)
         return F.one_hot(null, self.config.num_classes + 1).float() if soft else null
-
-    def check_class(self, y: torch.Tensor | int | None) -> torch.Tensor | None:
-        """Validate class labels: an int or ``B`` labels in 0 … num_classes-1."""
-        if y is None:
-            return None
-        if not self.conditional:
-            raise GenlabError("--class: this model is unconditional (it was trained without labels)")
-        y = torch.as_tensor(y, dtype=torch.long, device=self.device)
-        if y.numel() and (y.min() < 0 or y.max() >= self.config.num_classes):
-            raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
-        return y
 
     def denoiser_for(
         self,

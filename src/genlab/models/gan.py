@@ -29,7 +29,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from genlab.config import CLASSES, IMAGE_CHANNELS, IMAGE_SIZE, NONNEGATIVE, WIDTH, Range, check_ranges
 from genlab.errors import GenlabError
 from genlab.models.base import Optim
-from genlab.models.image import EVAL_SEED, ImageModel, write_grid
+from genlab.models.image import EVAL_SEED, ImageModel
 
 LOSSES = ("hinge", "ns", "wgan-gp")
 
@@ -273,9 +273,4 @@ class GAN(ImageModel):
         return {"likelihood": "none", "critic_real": real_score, "critic_fake": fake_score}
 
     def preview(self, path: Path, val: Any, seed: int) -> Path:
-        """One row per class (up to 10), or 8×8 samples."""
-        g = torch.Generator(device=self.device).manual_seed(seed)
-        if self.conditional:
-            classes = torch.arange(min(self.config.num_classes, 10), device=self.device).repeat_interleave(8)
-            return write_grid(path, self.sample(len(classes), classes, generator=g), 8, self.config.image_size)
-        return write_grid(path, self.sample(64, generator=g), 8, self.config.image_size)
+        return self.sample_grid(path, seed)

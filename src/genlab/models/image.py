@@ -91,6 +91,16 @@ class ImageModel(GenerativeModel):
             raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
         return y
 
+    def sample_grid(self, path: Path, seed: int, **controls: Any) -> Path:
+        """A preview of samples: one row of 8 per class (up to 10) for a conditional model, else 8×8."""
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        if self.conditional:
+            classes = torch.arange(min(self.config.num_classes, 10), device=self.device).repeat_interleave(8)
+            images = self.sample(len(classes), classes, generator=g, **controls)
+        else:
+            images = self.sample(64, generator=g, **controls)
+        return write_grid(path, images, 8, self.image_size)
+
     def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
         extra = self.needs if self.needs in ("captions", "attributes") else ""
         return ImageBatches(data.train, batch_size=batch_size, seed=seed, rank=rank, extra=extra)

@@ -30,7 +30,7 @@ from torch import nn
 from genlab.config import CLASSES, DEPTH, IMAGE_CHANNELS, IMAGE_SIZE, PROBABILITY, WIDTH, Range, check_ranges
 from genlab.data.image_data import quantize
 from genlab.errors import GenlabError
-from genlab.models.image import ImageModel, write_grid
+from genlab.models.image import ImageModel
 
 
 @dataclass
@@ -248,9 +248,4 @@ class PixelCNN(ImageModel):
         }
 
     def preview(self, path: Path, val: Any, seed: int) -> Path:
-        """One row per class (up to 10) or 8×8 unconditional samples."""
-        g = torch.Generator(device=self.device).manual_seed(seed)
-        if self.conditional:
-            classes = torch.arange(min(self.config.num_classes, 10)).repeat_interleave(8)
-            return write_grid(path, self.sample(len(classes), classes, generator=g), 8, self.config.image_size)
-        return write_grid(path, self.sample(64, generator=g), 8, self.config.image_size)
+        return self.sample_grid(path, seed)

@@ -324,15 +324,10 @@ class VAE(ImageModel):
 
     def preview(self, path: Path, val: Any, seed: int) -> Path:
         """Samples (one row per class, up to 10), or for the autoencoder held-out images over their reconstructions."""
-        g = torch.Generator(device=self.device).manual_seed(seed)
-        size = self.config.image_size
-        if self.autoencoder:
-            x = val.images[:8].to(self.device)
-            y = val.labels[:8].to(self.device) if val.labels is not None and self.conditional else None
-            with torch.no_grad():
-                rec = self._decode_mean(self.encode(x, y)[0], y)
-            return write_grid(path, torch.cat([(x + 1) / 2, rec]), 8, size)
-        if self.conditional:
-            classes = torch.arange(min(self.config.num_classes, 10), device=self.device).repeat_interleave(8)
-            return write_grid(path, self.sample(len(classes), classes, generator=g), 8, size)
-        return write_grid(path, self.sample(64, generator=g), 8, size)
+        if not self.autoencoder:
+            return self.sample_grid(path, seed)
+        x = val.images[:8].to(self.device)
+        y = val.labels[:8].to(self.device) if val.labels is not None and self.conditional else None
+        with torch.no_grad():
+            rec = self._decode_mean(self.encode(x, y)[0], y)
+        return write_grid(path, torch.cat([(x + 1) / 2, rec]), 8, self.config.image_size)
