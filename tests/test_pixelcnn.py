@@ -96,3 +96,13 @@ def test_train_eval_generate_on_digits(cli, tmp_path):
     one_line_error(cli("generate", "image", "--model", out, "--steps", "20", "--out", tmp_path / "x.png"), "--steps")
     one_line_error(cli("generate", "image", "--temperature", "0.5", "--out", tmp_path / "y.png"), "--temperature")
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_a_conditional_model_asked_for_no_class_draws_one_per_sample():
+    model = _tiny(num_classes=3)
+    drawn = model.sample_classes(200, None, torch.Generator().manual_seed(0))
+    assert drawn.shape == (200,) and set(drawn.tolist()) == {0, 1, 2}  # never the untrained "no class" path
+    assert torch.equal(model.sample_classes(4, 2), torch.full((4,), 2))
+    assert _tiny().sample_classes(4, None) is None
+    with pytest.raises(Exception, match="unconditional"):
+        _tiny().sample_classes(4, 1)

@@ -214,11 +214,7 @@ class GAN(ImageModel):
     def sample(self, n: int, cond: Any = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images in [0, 1], one generator evaluation each (a conditional model draws each sample's class
         uniformly when none is given)."""
-        y = self.check_class(cond)
-        if self.conditional:
-            if y is None:
-                y = torch.randint(self.config.num_classes, (n,), generator=generator, device=self.device)
-            y = y.expand(n) if y.dim() == 0 else y
+        y = self.sample_classes(n, cond, generator)
         z = self._latents(n, generator)
         return self._draw(z, y)
 

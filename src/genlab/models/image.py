@@ -91,6 +91,17 @@ class ImageModel(GenerativeModel):
             raise GenlabError(f"--class {y.tolist()}: classes are 0 … {self.config.num_classes - 1}")
         return y
 
+    def sample_classes(self, n: int, cond: Any, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The ``n`` classes to draw (``cond`` checked by :meth:`check_class`): None for an unconditional model; for a
+        conditional one the asked class for every sample, or, with none asked, each sample's class drawn uniformly
+        (such a model never learned to draw without a class)."""
+        y = self.check_class(cond)
+        if not self.conditional:
+            return None
+        if y is None:
+            return torch.randint(self.config.num_classes, (n,), generator=generator, device=self.device)
+        return y.expand(n) if y.dim() == 0 else y
+
     def sample_grid(self, path: Path, seed: int, **controls: Any) -> Path:
         """A preview of samples: one row of 8 per class (up to 10) for a conditional model, else 8×8."""
         g = torch.Generator(device=self.device).manual_seed(seed)

@@ -202,16 +202,14 @@ class PixelCNN(ImageModel):
         progress: bool = False,
     ) -> torch.Tensor:
         """``n`` images in [0, 1], pixel by pixel in raster order; ``temperature`` (default 1) divides the logits
-        (0: the most likely value)."""
+        (0: the most likely value). A conditional model draws each sample's class uniformly when none is given."""
         from tqdm.auto import tqdm
 
         temperature = 1.0 if temperature is None else float(temperature)
         if temperature < 0 or not math.isfinite(temperature):
             raise GenlabError(f"--temperature {temperature}: must be a finite number ≥ 0")
         c, s = self.config, self.config.image_size
-        y = self.check_class(cond)
-        if y is not None and y.dim() == 0:
-            y = y.expand(n)
+        y = self.sample_classes(n, cond, generator)
         was = self.training
         self.eval()
         q = torch.zeros(n, c.channels, s, s, dtype=torch.long, device=self.device)

@@ -225,13 +225,6 @@ class VAE(ImageModel):
         """A lower bound on log p(x | cond) (IWAE with ``iwae_samples``, at least 1): the VAE has no exact one."""
         return self.iwae(x, self.check_class(cond), max(1, self.config.iwae_samples))
 
-    def _classes_for(self, n: int, y: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor | None:
-        if not self.conditional:
-            return None
-        if y is None:  # no class asked: each sample's class drawn uniformly
-            return torch.randint(self.config.num_classes, (n,), generator=generator, device=self.device)
-        return y.expand(n) if y.dim() == 0 else y
-
     @torch.no_grad()
     def sample(
         self, n: int, cond: Any = None, *, generator: torch.Generator | None = None, temperature: float | None = None
@@ -244,7 +237,7 @@ class VAE(ImageModel):
         t = 1.0 if temperature is None else float(temperature)
         if t < 0 or not math.isfinite(t):
             raise GenlabError(f"--temperature {t}: must be a finite number ≥ 0")
-        y = self._classes_for(n, self.check_class(cond), generator)
+        y = self.sample_classes(n, cond, generator)
         z = torch.randn(n, self.config.latent, generator=generator, device=self.device) * t
         return self._decode_mean(z, y)
 
