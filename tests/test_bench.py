@@ -66,3 +66,31 @@ def test_chat_halves_of_the_training_prompts_are_disjoint_and_stable():
     a, b = chat.split_prompts(prompts)
     assert not set(a) & set(b) and sorted(a + b) == sorted(prompts)
     assert 150 < len(a) < 250 and chat.split_prompts(prompts) == (a, b)
+
+
+def test_compare_image_targets_read_the_report_and_say_where_the_data_disagrees():
+    compare = _load("compare_image")
+
+    def fig(**kw):  # noqa: ANN003, ANN202
+        return {k: {"mean": v, "sd": 0.0} for k, v in kw.items()}
+
+    summary = {
+        "real data": fig(fid_classifier=0.05, recall_classifier=0.9),
+        "gan": fig(fid_classifier=0.6, seconds_per_sample=1e-4, recall_classifier=0.8, coverage_classifier=0.9),
+        "diffusion": fig(fid_classifier=0.4, seconds_per_sample=0.1, bits_per_dim=1.9, recall_classifier=0.85),
+        "pixelcnn": fig(fid_classifier=0.5, seconds_per_sample=0.01, bits_per_dim=1.7, recall_classifier=0.88),
+    }
+    rows = [{"name": "gan", "figures": {"min_class_share": s}} for s in (0.08, 0.09)]
+    t = compare.targets({"summary": summary, "rows": rows}, seconds=30 * 60)
+    assert t["whole_command_under_45_min"] and t["gan_every_class_ge_5pct_every_seed"]
+    assert t["gan_fid_within_2x_diffusion"]
+    assert t["trilemma"]["gan_fastest"] and t["trilemma"]["diffusion_best_fid"]
+    assert (
+        t["trilemma"]["best_bits_per_dim"] == "pixelcnn"
+        and t["trilemma"]["vae_or_pixelcnn_best_likelihood_or_coverage"]
+    )
+    summary["diffusion"]["fid_classifier"]["mean"] = 0.25
+    rows[1]["figures"]["min_class_share"] = 0.01  # one seed collapsed
+    t = compare.targets({"summary": summary, "rows": rows}, seconds=50 * 60)
+    assert not t["whole_command_under_45_min"] and not t["gan_every_class_ge_5pct_every_seed"]
+    assert not t["gan_fid_within_2x_diffusion"]

@@ -8,12 +8,19 @@ def test_every_shipped_model_has_a_model_card_and_loads():
 
     expected = {"text": "gpt", "image": "diffusion", "classifier": "classifier", "guidance": "classifier"}
     expected |= {"text2image": "text2image", "clip": "clip", "features": "features", "attributes": "attributes"}
-    expected |= {"segment": "sam", "chat": "chat", "chat-rlhf": "rlhf"}
+    expected |= {
+        "segment": "sam",
+        "chat": "chat",
+        "chat-rlhf": "rlhf",
+        "gan": "gan",
+        "vae": "vae",
+        "pixelcnn": "pixelcnn",
+    }
     for task, folder in DEFAULTS.items():
         card = (ROOT / folder / "MODEL_CARD.md").read_text(encoding="utf-8")
         assert "## Command" in card and "genlab train" in card and "## Metrics" in card
         assert genlab.load(task=task).family == expected[task]
-    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 36e6  # all together well under 50 MB
+    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 42e6  # all together well under 50 MB
 
 
 @pytest.mark.slow
@@ -100,12 +107,42 @@ def test_guidance_rows_differ_visibly():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["vae", "pixelcnn"])
+def test_shipped_image_families_draw_the_asked_digit(task):
+    import torch
+
+    import genlab
+    from genlab.assets import default_model
+    from genlab.eval.image import at_size
+
+    model = genlab.load(task=task)
+    judge = genlab.load(default_model("classifier"), task="classifier")
+    classes = torch.arange(10).repeat(5)
+    images = model.sample(50, classes, generator=torch.Generator().manual_seed(0))
+    predicted, _ = judge.predict(at_size(images, judge.config.image_size))
+    assert (predicted == classes).float().mean() >= 0.8
+
+
+def test_shipped_gan_draws_every_digit():
+    import torch
+
+    import genlab
+    from genlab.assets import default_model
+    from genlab.eval.image import at_size, class_coverage
+
+    model = genlab.load(task="gan")
+    judge = genlab.load(default_model("classifier"), task="classifier")
+    images = model.sample(500, generator=torch.Generator().manual_seed(0))
+    predicted, _ = judge.predict(at_size(images, judge.config.image_size))
+    assert class_coverage(predicted, 10)["min_class_share"] >= 0.05  # no mode collapse
+
+
 def test_demo_writes_a_report(cli, tmp_path):
     import re
 
     r = cli("demo", "--out", tmp_path / "demo")
     assert r.code == 0, r
-    assert r.err.count("started at") == r.err.count("done in") == 6
+    assert r.err.count("started at") == r.err.count("done in") == 7
     page = (tmp_path / "demo" / "index.html").read_text(encoding="utf-8")
     titles = ("Text: a GPT", "Images: class-conditional diffusion", "Text to image", "Example-based image editing")
     assert all(t in page for t in (*titles, "Segmentation", "Failure case", "warm"))
@@ -114,5 +151,8 @@ def test_demo_writes_a_report(cli, tmp_path):
     assert len(samples) == 3 and all(s.rstrip()[-1] in ".,:;!?" for s in samples)  # each ends at a line end
     assert "predicted IoU" in page and (tmp_path / "demo" / "seg_everything.png").is_file()
     assert "Chat: from a pretrained model" in page and page.count("sentiment ") >= 8  # 4 prompts × base, SFT
+    assert "Image families side by side" in page and "bits/dim, exact" in page and "none (no density)" in page
+    for png in ("families_gan.png", "families_vae.png", "families_pixelcnn.png", "families_diffusion.png"):
+        assert (tmp_path / "demo" / png).is_file() and png in page
     for png in ("digits_ddim.png", "digits_ddpm.png", "digits_dpmpp.png", "digits_w10.png", "digits_morph.png"):
         assert (tmp_path / "demo" / png).is_file() and png in page

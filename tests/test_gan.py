@@ -29,7 +29,7 @@ def _batch(n: int = 6, classes: bool = False) -> tuple:
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_each_loss_reaches_only_its_own_network(loss):
-    model = _tiny(loss=loss, num_classes=3)
+    model = _tiny(loss=loss, num_classes=3, critic_norm="none" if loss == "wgan-gp" else "batch")
     losses = model.losses(_batch(classes=True))
     assert set(losses) == {"model", "critic"}
     for name, owner, other in (("model", model.generator, model.critic), ("critic", model.critic, model.generator)):
@@ -38,6 +38,14 @@ def test_each_loss_reaches_only_its_own_network(loss):
         assert torch.isfinite(losses[name])
         assert all(p.grad is not None for p in owner.parameters()), name
         assert all(p.grad is None for p in other.parameters()), name
+
+
+def test_wgan_gp_refuses_a_batch_normalised_critic():
+    with pytest.raises(GenlabError, match="critic_norm=none"):
+        GANConfig(loss="wgan-gp").validate()
+    GANConfig(loss="wgan-gp", critic_norm="none").validate()
+    with pytest.raises(GenlabError, match="critic_norm="):
+        GANConfig(critic_norm="layer").validate()
 
 
 def test_the_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_positive_otherwise():
@@ -74,7 +82,7 @@ def test_the_projection_critic_reads_the_class_and_sampling_takes_one():
 def test_an_interrupted_run_resumes_exactly(tmp_path):
     def setup(out, seed_model=0):  # noqa: ANN001, ANN202
         torch.manual_seed(seed_model)
-        model = GAN(GANConfig(image_size=8, latent=8, width=8, downs=2, loss="wgan-gp", num_classes=3))
+        model = GAN(GANConfig(image_size=8, latent=8, width=8, downs=2, num_classes=3))  # BatchNorm buffers too
         cfg = TrainConfig(steps=8, batch_size=4, warmup=0, beta1=0.5, ema=0.9, eval_every=1000, ckpt_every=1000)
         images = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
         labels = torch.arange(32) % 3

@@ -12,6 +12,9 @@ ROOT = Path(__file__).parent
 DEFAULTS: dict[str, str] = {
     "text": "gpt-kjv",  # genlab generate text
     "image": "diffusion-digits",  # genlab generate image
+    "gan": "gan-digits",  # genlab generate image --model gan-digits; the demo's families section
+    "vae": "vae-digits",  # genlab generate image --model vae-digits
+    "pixelcnn": "pixelcnn-digits",  # genlab generate image --model pixelcnn-digits
     "classifier": "classifier-digits",  # features and class accuracy for genlab eval image --data digits
     "guidance": "classifier-digits-noisy",  # classifier guidance for the default image model
     "text2image": "text2image-shapes",  # genlab generate image --prompt ...

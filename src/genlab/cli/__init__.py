@@ -28,6 +28,7 @@ from genlab.cli.generate import add_generate
 from genlab.cli.label import add_label
 from genlab.cli.outputs import check_outputs
 from genlab.cli.segment import add_segment
+from genlab.cli.serve import add_serve
 from genlab.cli.train import add_train
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.version import __version__
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_export,
         add_chat,
         add_demo,
+        add_serve,
     ):
         add(sub)
     return parser

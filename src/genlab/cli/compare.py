@@ -1,11 +1,12 @@
-"""``genlab compare``: several models measured side by side; ``chat``: policies on the reward/KL frontier."""
+"""``genlab compare``: several models measured side by side; ``chat``: policies on the reward/KL frontier;
+``image``: the image families trained under one budget and measured by one evaluator."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from genlab.cli.common import SEED, Formatter, Num, NumList, json_out
+from genlab.cli.common import SEED, Formatter, Names, Num, NumList, json_out
 
 
 def _names(runs: list[str]) -> list[str]:
@@ -71,11 +72,75 @@ def cmd_compare_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare_image(args: argparse.Namespace) -> int:
+    import sys
+
+    from genlab.assets import default_model
+    from genlab.checkpoint import load_model
+    from genlab.cli.eval import _inception_available
+    from genlab.errors import GenlabError
+    from genlab.eval.chat_report import check_report_folder
+    from genlab.eval.fid import InceptionFeatures
+    from genlab.eval.image_comparison import parse_budget
+    from genlab.eval.image_report import write_image_report
+    from genlab.runtime import best_device
+    from genlab.train.compare_image import DEFAULT_FAMILIES, check_families, compare_image, preset_size
+
+    out = Path(args.out)
+    check_report_folder(out)
+    runs = list(args.from_runs or ())
+    families = check_families(args.families) if args.families is not None else []
+    if not runs and not families:
+        families = list(DEFAULT_FAMILIES)
+    budget = parse_budget(args.budget) if families else None
+    for family in families:
+        preset_size(family, args.preset)  # a preset every family has, before any work
+    features = args.features if args.features is not None else {"classifier", "inception"}
+    device = best_device(args.device)
+    classifier = None
+    if "classifier" in features and (args.classifier is not None or args.data == "digits"):
+        judge = args.classifier if args.classifier is not None else default_model("classifier")
+        classifier = load_model(judge, task="classifier", device=device)
+    inception = None
+    if "inception" in features and (args.features is not None or _inception_available()):
+        inception = InceptionFeatures(device)
+    if classifier is None and inception is None:
+        raise GenlabError("no features to measure with: --data digits (or a --classifier), or install genlab[fid]")
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    comparison = compare_image(
+        args.data,
+        families,
+        budget=budget,
+        seeds=args.seeds,
+        out=out,
+        preset=args.preset,
+        samples=args.samples,
+        classifier=classifier,
+        inception=inception,
+        size=args.size,
+        conditional=args.conditional,
+        runs=runs,
+        device=str(device),
+        say=say,
+    )
+    written = write_image_report(out, comparison)
+    if args.json:
+        json_out({"out": str(out), "files": written} | comparison.to_json())
+        return 0
+    print((out / "report.md").read_text(encoding="utf-8"))
+    print(f"wrote {', '.join(written)}, grids/ and runs/ to {out}")
+    return 0
+
+
 def add_compare(sub: argparse._SubParsersAction) -> None:
     """Register ``genlab compare`` and its kinds."""
     p = sub.add_parser(
         "compare",
-        help="measure several models side by side: chat policies on the reward/KL frontier",
+        help="measure several models side by side: image families under one budget, chat policies on the reward/KL frontier",
         formatter_class=Formatter,
         description="Measure several models on the same held-out data and write a report.",
     )
@@ -135,3 +200,61 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     q.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
     q.set_defaults(func=cmd_compare_chat)
+
+    q = kinds.add_parser(
+        "image",
+        help="train the image families under one budget and seeds; measure them by one evaluator; write a report",
+        formatter_class=Formatter,
+        description="Train each of --families (VAE, GAN, PixelCNN, diffusion) on --data from --preset under the "
+        "same --budget (steps, wall-clock time, or 'preset': each family's own tuned steps) once per seed, unconditionally (--conditional: with the labels), "
+        "and measure every model as genlab eval image --fid does, on the same held-out split and --samples samples: "
+        "its likelihood in bits per dimension with its kind (exact: PixelCNN; a bound: the VAE's IWAE; none: the "
+        "GAN and diffusion here), FID and KID, precision, recall, density and coverage (k = 3) on the digits "
+        "classifier's and/or Inception's features, the smallest class share of the samples (mode collapse), "
+        "near-copies of training images, network evaluations and seconds per sample, parameters, and training "
+        "time. A floor row scores as many real training images against the held-out split the same way: the best "
+        "each figure can be with this many images. Writes into --out (a new or empty folder): runs/FAMILY-seedS "
+        "(the trained checkpoints), grids/ (samples, seed 0), report.md (mean ± sd over seeds), report.html, "
+        "quality_speed.png (FID against seconds per sample) and results.json. --from RUN ... measures existing "
+        "image checkpoints instead of (or beside) training.",
+        epilog="""examples:
+  genlab compare image --data digits --families vae,gan,pixelcnn,diffusion --budget 10m --seeds 3 --out report
+  genlab compare image --data digits --families gan,pixelcnn --budget 2000 --seeds 1 --out quick
+  genlab compare image --data digits --budget preset --seeds 3 --out tuned    # each family at its tuned preset
+  genlab compare image --data digits --from runs/vae runs/gan --out report2
+  genlab compare image --data my_images/ --families vae,diffusion --budget 1h --features inception --out mine
+""",
+    )
+    q.add_argument(
+        "--data", required=True, help="a folder of images, digits or shapes (the held-out split is the reference)"
+    )
+    q.add_argument(
+        "--families",
+        help="comma-separated image families to train (default: vae,gan,pixelcnn,diffusion; none with --from)",
+    )
+    q.add_argument(
+        "--budget",
+        default="2m",
+        help="each run's training: steps (2000), wall-clock time (90s, 10m, 1h) or preset (each family's tuned steps)",
+    )
+    q.add_argument("--seeds", type=Num(int, 1, 100), default=3, help="runs per family, seeds 0 … N-1")
+    q.add_argument("--preset", default="tiny", help="every family's preset")
+    q.add_argument("--samples", type=Num(int, 4, 100_000), default=500, help="samples each model is measured on")
+    q.add_argument(
+        "--features",
+        type=Names("classifier", "inception"),
+        help="classifier, inception or both (default: what is available)",
+    )
+    q.add_argument("--classifier", metavar="DIR", help="the classifier whose features judge (default: digits')")
+    q.add_argument(
+        "--size",
+        type=Num(int, 4, 1024),
+        help="image side every family trains at (default: the smallest its presets use)",
+    )
+    q.add_argument("--conditional", action="store_true", help="train with the labels (default: unconditional)")
+    q.add_argument("--from", nargs="+", dest="from_runs", metavar="RUN", help="measure these image checkpoints too")
+    q.add_argument("--out", required=True, help="the report's folder (new or empty)")
+    q.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    q.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    q.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    q.set_defaults(func=cmd_compare_image)

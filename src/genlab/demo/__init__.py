@@ -2,7 +2,8 @@
 
 Each section is a function ``(out_dir, seed) -> html``; later capabilities append theirs to SECTIONS. The model
 sections (text, image, text-to-image) live here; chat's in :mod:`genlab.demo.chat`, editing's in
-:mod:`genlab.demo.edit`, segmentation's in :mod:`genlab.demo.segment`.
+:mod:`genlab.demo.edit`, segmentation's in :mod:`genlab.demo.segment`, the image families' in
+:mod:`genlab.demo.families`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from genlab.checkpoint import load_model
 from genlab.demo.chat import chat_section
 from genlab.demo.edit import edit_section
+from genlab.demo.families import families_section
 from genlab.demo.segment import segment_section
 from genlab.io import write_text
 from genlab.version import __version__
@@ -204,6 +206,7 @@ SECTIONS: list[tuple[str, Callable[[Path, int], str]]] = [
     ("text", text_section),
     ("chat", chat_section),
     ("image", image_section),
+    ("image families", families_section),
     ("text2image", text2image_section),
     ("edit", edit_section),
     ("segment", segment_section),

@@ -130,10 +130,11 @@ def evaluate_image_model(
     *,
     fid_samples: int = 0,
     judge: Any = None,
-    inception: bool = False,
+    inception: bool | InceptionFeatures = False,
     train: Any = None,
     seed: int = 0,
     progress: bool = True,
+    real_cache: dict[str, Any] | None = None,
     **controls: Any,
 ) -> dict[str, Any]:
     """The family's held-out figures on ``reference`` (an ImageSet; diffusion: the denoising loss); with
@@ -141,20 +142,29 @@ def evaluate_image_model(
     with Inception features and/or the features of ``judge`` (a clean-image classifier), and the class accuracy of
     the samples as ``judge`` sees them, precision / recall / density / coverage on each feature set, and with
     ``train`` (the training split) how near the samples lie to training images (memorisation). ``controls`` go to the
-    sampler (guidance included)."""
+    sampler (guidance included). ``inception``: True to load Inception-v3, or a loaded one; ``real_cache`` keeps the
+    reference's features across calls (the same ``reference`` every time)."""
     figures: dict[str, Any] = {"reference_images": len(reference)}
     figures |= model.evaluate(reference, batches=20, batch_size=64)
+    figures |= model.likelihood(reference)
     if fid_samples <= 0:
         return figures
     samples, labels, rate = generate_for_eval(model, fid_samples, seed=seed, progress=progress, **controls)
-    figures |= {"samples": fid_samples, "images_per_s": round(rate, 2)}
+    figures |= {
+        "samples": fid_samples,
+        "images_per_s": round(rate, 2),
+        "seconds_per_sample": 1.0 / rate,
+        "network_evals_per_sample": model.network_evals(**controls),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     figures |= {k: controls[k] for k in ("sampler", "steps", "guidance") if k in controls}
     figures |= image_metrics(
         samples,
         (reference.images + 1) / 2,
         labels=labels,
         classifier=judge,
-        inception=InceptionFeatures(model.device) if inception else None,
+        inception=InceptionFeatures(model.device) if inception is True else inception or None,
+        real_cache=real_cache,
     )
     if train is not None and len(train):
         figures |= memorisation(samples, (reference.images + 1) / 2, (train.images + 1) / 2)

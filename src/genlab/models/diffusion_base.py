@@ -8,6 +8,7 @@ every sampler of :mod:`genlab.sampling.diffusion`, img2img (SDEdit) and RePaint 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -174,6 +175,11 @@ class DiffusionBase(ImageModel):
         fn = self.denoiser_for(n, cond, guidance=guidance, **options)
         x = self.initial_noise(n, generator, noise)
         return self.decode(S.run_sampler(fn, x, self.alphas_cumprod, generator=generator, **sampling))
+
+    def network_evals(self, **controls: Any) -> int:
+        """One denoiser call per sampler step (the default 50), two with classifier-free guidance."""
+        steps = controls.get("steps", inspect.signature(S.run_sampler).parameters["steps"].default)
+        return int(steps) * (2 if controls.get("guidance", 0.0) else 1)
 
     def noised(
         self, x0: torch.Tensor, strength: float, steps: int, generator: torch.Generator | None, lowest: int = 0

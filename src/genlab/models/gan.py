@@ -3,16 +3,21 @@
 Formulation: a generator G maps z ~ N(0, I) (and a class y) to an image in one network evaluation; a critic D scores
 images. There is no likelihood: the model is judged by its samples (FID, precision/recall, class coverage).
 Representation: G is a linear layer to a small feature map and ``downs`` transposed convolutions that double it,
-each followed by a LayerNorm-style GroupNorm and ReLU, and a tanh. D mirrors it with strided convolutions and
-LeakyReLU, spectrally normalised (Miyato et al. 2018) unless ``spectral_norm`` is off; a class-conditional D is a
-projection critic, D(x, y) = ψ(φ(x)) + ⟨e_y, φ(x)⟩ (Miyato & Koyama 2018), and G takes a class embedding with z.
+each followed by a LayerNorm-style GroupNorm and ReLU, and a tanh. D mirrors it with strided convolutions,
+BatchNorm (``critic_norm``, as DCGAN) and LeakyReLU, optionally spectrally normalised (Miyato et al. 2018;
+``spectral_norm``); a class-conditional D is a projection critic, D(x, y) = ψ(φ(x)) + ⟨e_y, φ(x)⟩ (Miyato &
+Koyama 2018), and G takes a class embedding with z.
 Objectives (``loss``):
     hinge (SNGAN)   L_D = E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))],   L_G = −E[D(G(z))]
     ns (the original non-saturating)   L_D = E[softplus(−D(x))] + E[softplus(D(G(z)))],   L_G = E[softplus(−D(G(z)))]
     wgan-gp (Gulrajani et al. 2017)   L_D = E[D(G(z))] − E[D(x)] + λ E[(‖∇D(x̂)‖ − 1)²],   L_G = −E[D(G(z))]
-with x̂ on straight lines between real and fake images. G and D step together, each with its own optimizer (the
-Trainer's several-optimizer step): D is frozen while L_G is computed and sees the fakes detached. The generator is
-sampled through the Trainer's EMA of the weights (``--set ema=…``; the presets use 0.999).
+with x̂ on straight lines between real and fake images. The critic's BatchNorm sees real and fake images in
+separate batches, so it can tell a batch of near-identical fakes from a real one: on the 8×8 digits a critic without
+it (spectral norm, hinge or non-saturating loss alike) lets G collapse to one digit within a few hundred steps, and
+with it G keeps the diversity of the data (docs/image-families.md). The gradient penalty is per image, so wgan-gp
+needs ``critic_norm=none`` (Gulrajani et al. use none or layer norm). G and D step together, each with its own
+optimizer (the Trainer's several-optimizer step): D is frozen while L_G is computed and sees the fakes detached. The
+generator is sampled through the Trainer's EMA of the weights (``--set ema=…``; the presets use 0.999).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from genlab.errors import GenlabError
 from genlab.models.base import Optim
 from genlab.models.image import EVAL_SEED, ImageModel
 
-LOSSES = ("hinge", "ns", "wgan-gp")
+LOSSES = ("ns", "hinge", "wgan-gp")
+CRITIC_NORMS = ("batch", "none")
 
 
 @dataclass
@@ -42,9 +48,10 @@ class GANConfig:
     latent: int = 64  # dimensions of z
     width: int = 64  # channels at full resolution; doubled at each halving
     downs: int = 2  # halvings between the image and the smallest feature map (8 → 2 at the default)
-    loss: str = "hinge"  # hinge | ns | wgan-gp
+    loss: str = "ns"  # ns | hinge | wgan-gp
     gp_weight: float = 10.0  # λ of wgan-gp's gradient penalty
-    spectral_norm: bool = True  # spectrally normalise the critic's layers
+    spectral_norm: bool = False  # spectrally normalise the critic's layers
+    critic_norm: str = "batch"  # batch (DCGAN) | none: normalisation after the critic's strided convolutions
 
     def validate(self) -> None:
         check_ranges(
@@ -62,6 +69,10 @@ class GANConfig:
         )
         if self.loss not in LOSSES:
             raise GenlabError(f"gan: loss={self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.critic_norm not in CRITIC_NORMS:
+            raise GenlabError(f"gan: critic_norm={self.critic_norm!r}; choose one of {', '.join(CRITIC_NORMS)}")
+        if self.loss == "wgan-gp" and self.critic_norm == "batch":
+            raise GenlabError("gan: wgan-gp's gradient penalty is per image; add --set critic_norm=none")
         if self.image_size % 2**self.downs:
             raise GenlabError(f"gan: --size {self.image_size} must be a multiple of 2^downs = {2**self.downs}")
         if self.width * 2**self.downs > 16384:
@@ -95,7 +106,8 @@ class Critic(nn.Module):
         widths = [c.width * 2**i for i in range(c.downs + 1)]
         layers: list[nn.Module] = [sn(nn.Conv2d(c.channels, widths[0], 3, padding=1)), nn.LeakyReLU(0.2)]
         for a, b in zip(widths, widths[1:], strict=False):
-            layers += [sn(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            norm = nn.BatchNorm2d(b) if c.critic_norm == "batch" else nn.Identity()
+            layers += [sn(nn.Conv2d(a, b, 4, stride=2, padding=1)), norm, nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)
         features = widths[-1] * (c.image_size // 2**c.downs) ** 2
         self.head = sn(nn.Linear(features, 1))
@@ -264,8 +276,11 @@ class GAN(ImageModel):
         n = min(len(val), batches * batch_size)
         x = val.images[:n].to(self.device)
         y = val.labels[:n].to(self.device) if val.labels is not None and self.conditional else None
+        was = self.training
+        self.eval()  # the critic's BatchNorm with its running statistics, which this leaves as they are
         fake = self.generator(self._latents(n, g), y)
         real_score, fake_score = float(self.critic(x, y).mean()), float(self.critic(fake, y).mean())
+        self.train(was)
         return {"likelihood": "none", "critic_real": real_score, "critic_fake": fake_score}
 
     def preview(self, path: Path, val: Any, seed: int) -> Path:

@@ -102,6 +102,15 @@ class ImageModel(GenerativeModel):
             return torch.randint(self.config.num_classes, (n,), generator=generator, device=self.device)
         return y.expand(n) if y.dim() == 0 else y
 
+    def likelihood(self, val: Any) -> dict[str, Any]:
+        """Held-out likelihood figures too costly for every training-time ``evaluate`` (``bits_per_dim`` with its
+        ``likelihood`` kind), measured by ``eval image`` and ``compare image``; default: none beyond ``evaluate``'s."""
+        return {}
+
+    def network_evals(self, **controls: Any) -> int:
+        """Network evaluations one sample costs with these sampler ``controls`` (default: 1, one forward pass)."""
+        return 1
+
     def sample_grid(self, path: Path, seed: int, **controls: Any) -> Path:
         """A preview of samples: one row of 8 per class (up to 10) for a conditional model, else 8×8."""
         g = torch.Generator(device=self.device).manual_seed(seed)

@@ -192,6 +192,10 @@ class PixelCNN(ImageModel):
         return self.nll(images.to(self.device), None if labels is None else labels.to(self.device)).mean() / dims
 
     @torch.no_grad()
+    def network_evals(self, **controls: Any) -> int:
+        """One pass per pixel position (its channels drawn together; the rows below it cut off)."""
+        return self.config.image_size**2
+
     def sample(
         self,
         n: int,
