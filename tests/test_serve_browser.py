@@ -273,7 +273,7 @@ def _photo_png() -> tuple[bytes, np.ndarray]:
 
 
 def test_a_painted_mask_fills_only_inside_the_painted_area(page, tmp_path):
-    from genlab.serve.workshop import decode_rle
+    from genlab.serve.editing import decode_rle
 
     data, original = _photo_png()
     path = tmp_path / "photo.png"
@@ -304,18 +304,126 @@ def test_a_painted_mask_fills_only_inside_the_painted_area(page, tmp_path):
     assert page.console_errors == []
 
 
+def _result_png(page, selector: str) -> np.ndarray:
+    origin = "/".join(page.url.split("/")[:3])
+    return np.asarray(Image.open(io.BytesIO(page.request.get(origin + page.get_attribute(selector, "src")).body())))
+
+
+def _run_edit(page, before: str | None) -> dict:
+    with page.expect_request(re.compile(r"/api/jobs$")) as sent:
+        page.click("#edit-go")
+    playwright.expect(page.locator("#edit-status")).to_contain_text("done in", timeout=60000)
+    assert page.get_attribute("#edit-result", "src") != before
+    return sent.value.post_data_json
+
+
+def test_retarget_reshuffle_texture_and_deep_image_prior_from_the_edit_tab(page, tmp_path):
+    data, original = _photo_png()
+    path = tmp_path / "photo.png"
+    path.write_bytes(data)
+    page.click("nav button[data-tab=edit]")
+    page.set_input_files("#edit-file", str(path))
+    playwright.expect(page.locator("#edit-status")).to_contain_text("48×48")
+
+    page.select_option("#edit-form select[name=op]", "retarget")  # the width slider
+    page.locator("#edit-form input[name=width_percent]").fill("50")
+    playwright.expect(page.locator("#edit-width-out")).to_contain_text("24 px")
+    sent = _run_edit(page, None)
+    assert sent["kind"] == "retarget" and sent["params"]["width"] == 24
+    assert _result_png(page, "#edit-result").shape == (48, 24, 3)
+
+    page.select_option("#edit-form select[name=op]", "reshuffle")  # drag a box, then drag the box
+    box = page.locator("#edit-box").bounding_box()
+    at = lambda x, y: (box["x"] + (x + 0.5) * box["width"] / 48, box["y"] + (y + 0.5) * box["height"] / 48)  # noqa: E731
+    for start, end in (((18, 18), (30, 30)), ((24, 24), (34, 14))):
+        page.mouse.move(*at(*start))
+        page.mouse.down()
+        for k in range(1, 6):
+            page.mouse.move(*at(start[0] + (end[0] - start[0]) * k / 5, start[1] + (end[1] - start[1]) * k / 5))
+        page.mouse.up()
+    playwright.expect(page.locator("#edit-status")).to_contain_text("Run")
+    sent = _run_edit(page, page.get_attribute("#edit-result", "src"))
+    (x0, y0, x1, y1), (tx, ty) = sent["params"]["region"], sent["params"]["to"]
+    assert (x0, y0, x1 - x0, y1 - y0) == (18, 18, 12, 12) and (tx, ty) == (28, 8)
+    out = _result_png(page, "#edit-result")
+    assert np.array_equal(out[ty : ty + 12, tx : tx + 12], original[y0:y1, x0:x1])  # moved exactly
+
+    page.select_option("#edit-form select[name=op]", "texture")
+    page.fill("#edit-form input[name=out_width]", "64")
+    page.fill("#edit-form input[name=out_height]", "40")
+    _run_edit(page, page.get_attribute("#edit-result", "src"))
+    assert _result_png(page, "#edit-result").shape == (40, 64, 3)
+
+    page.select_option("#edit-form select[name=op]", "dip")  # progress with the loss, previews, then the result
+    page.fill("#edit-form input[name=iterations]", "60")
+    seen = len(page.responses)
+    with page.expect_request(re.compile(r"/api/jobs$")):
+        page.click("#edit-go")
+    playwright.expect(page.locator("#edit-status")).to_contain_text("loss", timeout=60000)
+    playwright.expect(page.locator("#edit-status")).to_contain_text("done in", timeout=60000)
+    shot(page, "edit-dip", tmp_path)
+    urls = page.responses[seen:]
+    previews = [i for i, u in enumerate(urls) if "/api/previews/" in u]
+    results = [i for i, u in enumerate(urls) if "/api/files/" in u]
+    assert previews and results and max(previews) < results[0], urls
+    assert _result_png(page, "#edit-result").shape == original.shape
+    assert page.console_errors == []
+
+
+def test_img2img_from_the_last_result(page):
+    _generate_image(page, seed=2)
+    page.click("#image-reuse")
+    playwright.expect(page.locator("#image-init-name")).to_contain_text("img2img from the last result")
+    page.fill("#image-form input[name=strength]", "0.4")
+    with page.expect_request(re.compile(r"/api/jobs$")) as sent:
+        page.click("#image-go")
+    params = sent.value.post_data_json["params"]
+    assert params["init"] == page.get_attribute("#image-result", "data-item") and params["strength"] == 0.4
+    playwright.expect(page.locator("#image-status")).to_have_text("done", timeout=60000)
+    page.click("#image-init-clear")
+    assert page.locator("#image-form input[name=init]").input_value() == ""
+    assert page.console_errors == []
+
+
+def test_dropping_a_png_made_here_restores_its_settings(page):
+    from genlab.serve.store import png_bytes
+
+    params = {"class": 8, "steps": 17, "sampler": "dpmpp", "guidance": 2.5, "seed": 99, "n": 2,
+              "model": "diffusion-digits"}  # fmt: skip
+    data = png_bytes(np.zeros((8, 8)), params)
+    transfer = page.evaluate_handle(
+        """(bytes) => { const t = new DataTransfer();
+             t.items.add(new File([new Uint8Array(bytes)], "made-here.png", { type: "image/png" })); return t; }""",
+        list(data),
+    )
+    page.dispatch_event("main", "drop", {"dataTransfer": transfer})
+    playwright.expect(page.locator("#image-status")).to_contain_text("settings restored")
+    assert page.locator("#tab-image").is_visible()
+    form = "#image-form"
+    assert page.locator(f"{form} input[name=seed]").input_value() == "99"
+    assert page.locator(f"{form} input[name=steps]").input_value() == "17"
+    assert page.locator(f"{form} select[name=sampler]").input_value() == "dpmpp"
+    assert page.locator(f"{form} select[name=class]").input_value() == "8"
+    assert page.console_errors == []
+
+
 def test_a_training_job_streams_loss_points_stops_on_cancel_and_resumes(page, studio, tmp_path):
     page.click("nav button[data-tab=train]")
     page.fill("#train-form input[name=name]", "studio-gan")
     page.fill("#train-form input[name=steps]", "100000")
+    page.fill("#train-form input[name=set]", "sample_every=10")
     page.click("#train-go")
     wait_for(page, lambda: int(page.get_attribute("#train-chart", "data-points") or 0) >= 3, timeout=120)
+    playwright.expect(page.locator("#train-sample-caption")).to_contain_text("samples at step", timeout=60000)
+    sample = _result_png(page, "#train-sample")
+    assert sample.ndim == 3 and sample.std() > 0  # a grid of the GAN's samples, as it trains
     shot(page, "train", tmp_path)
     page.click("#train-stop")
     playwright.expect(page.locator("#train-status")).to_contain_text("cancelled", timeout=60000)
     run = studio.runs / "studio-gan"
     assert (run / "config.json").is_file()  # Ctrl-C saved the checkpoint
     playwright.expect(page.locator("#runs-table tbody tr")).to_have_count(1)
+    playwright.expect(page.locator("#runs-table tbody img")).to_have_count(1)  # the run's latest samples
     first_step = int(page.locator("#runs-table tbody td").nth(2).text_content())
     page.locator("#runs-table tbody").get_by_text("Resume").click()
     playwright.expect(page.locator("#train-chart")).to_have_attribute("data-points", "0")  # the new run's points

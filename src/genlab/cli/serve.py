@@ -52,12 +52,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
-        help="a local web studio: text, images, segmentation, history, queue (pip install 'genlab[serve]')",
+        help="a local web studio: text, chat, images, segmentation, editing, training, history, queue "
+        "(pip install 'genlab[serve]')",
         formatter_class=Formatter,
         description="Serve the genlab studio, one page that runs the shipped models in your browser: Text (tokens "
-        "streamed as they come, Stop), Image (class or prompt, sampler, steps, guidance, seed; a live preview of the "
-        "denoising; the same seed gives the same bytes), Segment (click positive or negative points, or drag a box: "
-        "three masks with their predicted IoU, the image encoded once and the decoder run per click), History "
+        "streamed as they come, Stop; and chat), Image (class or prompt, sampler, steps, guidance, seed; a live "
+        "preview of the denoising; the same seed gives the same bytes; img2img from an upload or any result), "
+        "Segment (click positive or negative points, or drag a box: three masks with their predicted IoU, the image "
+        "encoded once and the decoder run per click; everything mode; PNG or COCO RLE), Edit (inpaint a painted "
+        "area, retarget with a width slider, reshuffle by dragging a box, texture synthesis, Deep Image Prior with "
+        "its progress), Train (start, watch the loss and samples, stop, resume the runs under --runs), History "
         "(every result with its parameters, kept in SQLite across restarts, searchable, favourites, delete, 'reuse "
         "settings'; PNGs carry their parameters in text chunks) and Queue (one worker; see, add and cancel jobs). "
         "It calls the same library functions as the commands, works offline and loads nothing from other hosts. "

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 
 
-def _to_model(image: np.ndarray, size: int) -> torch.Tensor:
-    """``H×W×3`` in [0, 1] → ``1×3×size×size`` (antialiased resize)."""
+def to_model_size(image: np.ndarray, size: int, channels: int = 3) -> torch.Tensor:
+    """``H×W×3`` in [0, 1] → ``1×channels×size×size`` (antialiased resize; one channel: the mean of the three)."""
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    x = x.mean(1, keepdim=True) if channels == 1 else x
     return F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
 
 
@@ -32,14 +33,14 @@ def img2img(model: Any, image: np.ndarray, prompt: str, *, strength: float, **co
     if strength == 0:
         return image.copy()
     h, w = image.shape[:2]
-    out = model.img2img(_to_model(image, model.image_size), prompt, strength=strength, **controls)
+    out = model.img2img(to_model_size(image, model.image_size), prompt, strength=strength, **controls)
     return _to_photo(out, h, w)
 
 
 def inpaint(model: Any, image: np.ndarray, hole: np.ndarray, prompt: str, **controls: Any) -> np.ndarray:
     """Fill ``hole`` (``H×W`` bool) from the prompt; every pixel outside it is returned exactly as given."""
     h, w = image.shape[:2]
-    x = _to_model(image, model.image_size)
+    x = to_model_size(image, model.image_size)
     m = torch.from_numpy(hole.astype(np.float32))[None, None]
     m_small = F.interpolate(m, size=x.shape[-2:], mode="area").gt(0).float()  # any part of a hole pixel: generate
     filled = _to_photo(model.inpaint(x, m_small, prompt, **controls), h, w)

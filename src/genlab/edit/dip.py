@@ -149,12 +149,15 @@ def deep_image_prior(
     reference: np.ndarray | None = None,
     device: str | torch.device = "cpu",
     on_step: Callable[[int, dict], None] | None = None,
+    on_preview: Callable[[int, np.ndarray], None] | None = None,
+    preview_every: int = 50,
 ) -> DIPResult:
     """Restore ``degraded`` (``H×W×C`` float in [0, 1]) by fitting a Deep Image Prior for ``task``.
 
     ``mask`` (inpaint): ``H×W`` bool, True = hole. ``scale`` (superres): the output is ``scale·H × scale·W``.
     ``reference``: a clean image of the output's size; its PSNR is recorded every ``log_every`` iterations.
-    ``on_step(i, figures)`` is called after every iteration (figures: loss, and psnr with a reference).
+    ``on_step(i, figures)`` is called after every iteration (figures: loss, and psnr with a reference);
+    ``on_preview(i, image)`` every ``preview_every`` iterations with the output so far (``H×W×C`` in [0, 1]).
     """
     if task not in TASKS:
         raise GenlabError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -215,6 +218,8 @@ def deep_image_prior(
                         history.append(figures)
                     if on_step is not None:
                         on_step(it, figures)
+                    if on_preview is not None and it % preview_every == 0 and it < iterations:
+                        on_preview(it, result[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0))
                     if stopper is not None and stopper.update(result):
                         stopped = "patience"
                     elif cfg.min_loss and float(loss) < cfg.min_loss:

@@ -11,9 +11,11 @@ endpoints for actions, and one Server-Sent Events stream per page for progress a
                                     also computes its segmentation embedding
     POST /api/segment               {image, points, labels, box} → three masks with their predicted IoU
     POST /api/segment/everything    {image} → every mask the automatic generator finds
-    GET  /api/runs                  the run folders under --runs, each with its logged losses
-Jobs (POST /api/jobs): text, chat ({messages}), image, inpaint ({image, mask: run lengths, method, prompt, seed}),
-train ({family, name, steps, set, resume}).
+    GET  /api/runs                  the run folders under --runs, each with its logged losses and latest samples
+    GET  /api/runs/RUN/samples/step_NNNNNN.png   a run's sample grid
+Jobs (POST /api/jobs): text, chat ({messages}), image ({prompt | class, …, init: an upload's or a result's id,
+strength} — with init, img2img), the Edit tab's inpaint, retarget, reshuffle, texture and dip (each {image: an
+upload's id, …}: genlab.serve.editing), train ({family, name, steps, set, resume}).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from genlab.errors import GenlabError
+from genlab.serve.editing import EDITS, edit_params, run_edit
 from genlab.serve.jobs import Queue
 from genlab.serve.security import Guard
 from genlab.serve.store import Store, new_id, read_parameters, valid_id
@@ -45,11 +48,11 @@ from genlab.serve.tasks import (
     run_text,
     text_params,
 )
-from genlab.serve.workshop import inpaint_params, list_runs, run_inpaint, run_training, train_params
+from genlab.serve.training import list_runs, run_training, sample_file, train_params
 
 STATIC = Path(__file__).parent / "static"
 PAGES = {"index.html": "text/html", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
-PAGES |= {f"{name}.js": "text/javascript" for name in ("app", "common", "segment", "workshop")}
+PAGES |= {f"{name}.js": "text/javascript" for name in ("app", "common", "segment", "edit", "train")}
 MAX_UPLOAD = 16 * 2**20  # bytes
 MAX_UPLOAD_PIXELS = 16_000_000
 MAX_JSON = 64 * 2**10
@@ -74,15 +77,24 @@ def create_app(root: str | Path, *, runs_root: str | Path = "runs", bound: str =
             return params, lambda job, emit: run_chat(models, store, job, emit)
         if kind == "image":
             params = image_params(raw)
-            return params, lambda job, emit: run_image(models, store, job, emit)
-        if kind == "inpaint":
-            params = inpaint_params(raw, uploads)
-            hole, image = params.pop("_hole"), uploads[params["image"]]
-            return params, lambda job, emit: run_inpaint(models, store, image, hole, job, emit)
+            init = image_by_id(params["init"]) if "init" in params else None
+            return params, lambda job, emit: run_image(models, store, job, emit, init)
+        if kind in EDITS:
+            params, inputs = edit_params(kind, raw, uploads)
+            return params, lambda job, emit: run_edit(models, store, inputs, job, emit)
         if kind == "train":
             params = train_params(raw, runs)
             return params, lambda job, emit: run_training(runs, job, emit)
-        raise GenlabError(f"kind: {kind!r}; the studio runs text, chat, image, inpaint, train")
+        raise GenlabError(f"kind: {kind!r}; the studio runs text, chat, image, {', '.join(EDITS)}, train")
+
+    def image_by_id(item: str) -> np.ndarray:
+        """An upload, or a result in the history (img2img from the gallery)."""
+        if item in uploads:
+            return uploads[item]
+        path = store.file(item)
+        if path is None:
+            raise GenlabError("init: upload the image again, or pick a result in the history that has one")
+        return _decode_image(path.read_bytes())
 
     async def page(request: Request) -> Response:
         name = request.path_params.get("name", "index.html")
@@ -121,6 +133,10 @@ def create_app(root: str | Path, *, runs_root: str | Path = "runs", bound: str =
 
     async def run_list(request: Request) -> Response:
         return JSONResponse({"runs": await asyncio.to_thread(list_runs, runs)})
+
+    async def run_sample(request: Request) -> Response:
+        path = sample_file(runs, request.path_params["run"], request.path_params["name"])
+        return FileResponse(path, media_type="image/png") if path else Response("not found", 404)
 
     async def cancel(request: Request) -> Response:
         job = queue.cancel(request.path_params["job"])
@@ -202,6 +218,7 @@ def create_app(root: str | Path, *, runs_root: str | Path = "runs", bound: str =
         Route("/api/segment", segment, methods=["POST"]),
         Route("/api/segment/everything", segment_all, methods=["POST"]),
         Route("/api/runs", run_list),
+        Route("/api/runs/{run}/samples/{name}", run_sample),
     ]
 
     @contextlib.asynccontextmanager

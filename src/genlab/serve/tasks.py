@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -145,39 +146,54 @@ def image_params(raw: dict) -> dict[str, Any]:
         p |= {"prompt": prompt, "negative_prompt": str(raw.get("negative_prompt", "")).strip()[:500]}
     else:
         p["class"] = _number(raw, "class", 0, 0, 9, int)
+    if raw.get("init"):  # img2img (SDEdit): the id of an upload or of a result in the history
+        p |= {"init": str(raw["init"]), "strength": _number(raw, "strength", 0.6, 0, 1)}
     return p
 
 
-def run_image(models: Models, store: Store, job: Job, emit: Any) -> dict[str, Any]:
+def run_image(models: Models, store: Store, job: Job, emit: Any, init: np.ndarray | None = None) -> dict[str, Any]:
+    """Draw ``n`` images by class or prompt; with ``init`` (img2img), ``n`` SDEdit variations of that image."""
     from genlab.data.images import image_grid
     from genlab.runtime import make_generator
 
     p = job.params
     by_prompt = "prompt" in p
     model = models.get("text2image" if by_prompt else "image")
-    every = max(1, p["steps"] // PREVIEWS)
-    last = [time.perf_counter()]
+    # SDEdit runs the sampler over the last strength·steps steps only
+    steps = p["steps"] if init is None else max(1, round(p["steps"] * p["strength"]))
+    every = max(1, steps // PREVIEWS)
 
     def callback(state: dict[str, Any]) -> None:
         job.check()
         step = state["i"] + 1
-        if step % every == 0 and step < p["steps"]:
+        if step % every == 0 and step < steps:
             with torch.no_grad():
                 preview = model.decode(state["denoised"]).float().cpu()
-            emit("preview", step=step, steps=p["steps"], item=_preview(store, preview, p, step))
-            last[0] = time.perf_counter()
+            emit("preview", step=step, steps=steps, item=_preview(store, preview, p, step))
 
     cond: Any = p["prompt"] if by_prompt else torch.full((p["n"],), p["class"], dtype=torch.long)
-    extra = {"negative_prompt": p["negative_prompt"]} if by_prompt else {}
-    start = time.perf_counter()
-    images = model.sample(p["n"], cond, generator=make_generator(p["seed"]), sampler=p["sampler"], steps=p["steps"],
-                          guidance=p["guidance"], callback=callback, **extra)  # fmt: skip
+    controls = dict(generator=make_generator(p["seed"]), sampler=p["sampler"], steps=p["steps"],
+                    guidance=p["guidance"], callback=callback)  # fmt: skip
+    if by_prompt:
+        controls["negative_prompt"] = p["negative_prompt"]
+    start, warning = time.perf_counter(), None
+    if init is None:
+        images = model.sample(p["n"], cond, **controls)
+    else:
+        from genlab.data.domain import check_domain
+        from genlab.edit.diffusion import to_model_size
+
+        with warnings.catch_warnings():  # said in the result, not in the server's log
+            warnings.simplefilter("ignore")
+            warning = check_domain(model, init, "the init image")
+        x = to_model_size(init, model.image_size, getattr(model.config, "channels", 3)).repeat(p["n"], 1, 1, 1)
+        images = model.img2img(x, cond, strength=p["strength"], **controls)
     seconds = time.perf_counter() - start
     nrow = min(p["n"], max(1, math.ceil(math.sqrt(p["n"]))))
     grid = image_grid(images.float().cpu().numpy(), nrow, scale=max(1, 128 // model.image_size))
     name = "text2image-shapes" if by_prompt else "diffusion-digits"
     item = store.add("image", p | {"model": name}, image=grid)
-    return {"item": item, "seconds": round(seconds, 3)}
+    return {"item": item, "seconds": round(seconds, 3)} | ({"warning": warning} if warning else {})
 
 
 def _preview(store: Store, images: torch.Tensor, params: dict, step: int) -> str:

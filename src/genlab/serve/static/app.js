@@ -2,8 +2,9 @@
 // Server-Sent Events stream. Model output and metadata are set as text (textContent), never as HTML.
 import { $, button, describe, dispatch, fillForm, finished, formParams, onEvent, post, state, track, upload }
   from "./common.js";
+import "./edit.js";
 import "./segment.js";
-import { loadRuns } from "./workshop.js";
+import { loadRuns } from "./train.js";
 
 // --- tabs ---------------------------------------------------------------------------------------------------
 function show(tab) {
@@ -48,8 +49,11 @@ function onJob(job) {
       $("#image-result").src = `/api/files/${job.result.item}.png`;
       $("#image-result").dataset.item = job.result.item;
       $("#image-caption").textContent = `result: ${job.result.seconds} s`;
+      $("#image-reuse").disabled = false;
     }
-    if (job.state !== "running") $("#image-status").textContent = describe(job);
+    if (job.state !== "running") {
+      $("#image-status").textContent = describe(job) + (job.result?.warning ? `. Note: ${job.result.warning}` : "");
+    }
     if (done) { state.image = null; $("#image-stop").disabled = true; $("#image-go").disabled = false; }
   }
   if (job.id === state.chat) {
@@ -116,13 +120,26 @@ $("#image-form").addEventListener("submit", async (e) => {
 });
 $("#image-stop").addEventListener("click", () => state.image && post(`/api/jobs/${state.image}/cancel`));
 
+// img2img: an uploaded image, this tab's last result or a result in the history becomes the init image
+function setInit(id, name) {
+  $("#image-form").elements.init.value = id;
+  $("#image-init-status").hidden = !id;
+  $("#image-init-name").textContent = id ? `img2img from ${name}: the batch is variations of it at this strength` : "";
+}
+$("#image-init-file").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  try { setInit((await upload(file)).image, file.name); } catch (err) { $("#image-status").textContent = `error: ${err.message}`; }
+});
+$("#image-init-clear").addEventListener("click", () => { setInit("", ""); $("#image-init-file").value = ""; });
+$("#image-reuse").addEventListener("click", () => setInit($("#image-result").dataset.item, "the last result"));
+
 // --- keyboard: Ctrl-Enter generates, Esc cancels, on the visible tab --------------------------------------------
 document.addEventListener("keydown", (e) => {
   const tab = current();
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && (tab === "text" || tab === "image")) {
-    e.preventDefault(); $(`#${tab}-form`).requestSubmit();
-  }
-  if (e.key === "Escape" && (tab === "text" || tab === "image")) $(`#${tab}-stop`).click();
+  const runs = tab === "text" || tab === "image" || tab === "edit";
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && runs) { e.preventDefault(); $(`#${tab}-form`).requestSubmit(); }
+  if (e.key === "Escape" && runs) $(`#${tab}-stop`).click();
 });
 
 // --- history ------------------------------------------------------------------------------------------------
@@ -146,9 +163,11 @@ async function loadHistory() {
       Object.entries(item.params).map(([k, v]) => `${k}: ${v}`).join(", ");
     li.appendChild(meta);
     const reuse = button("Reuse settings", () => {
-      const blank = item.kind === "image" ? { prompt: "", negative_prompt: "" } : {};
+      const blank = item.kind === "image" ? { prompt: "", negative_prompt: "", init: "" } : {};
       fillForm($(`#${item.kind}-form`), { ...blank, ...item.params }); show(item.kind);
+      if (item.kind === "image") setInit(item.params.init || "", "the image it was made from");
     });
+    if (item.has_file) li.append(button("Use for img2img", () => { setInit(item.id, "a history result"); show("image"); }));
     const star = button(item.favourite ? "★" : "☆", async () => {
       await post(`/api/history/${item.id}/favourite`, { value: !item.favourite }); loadHistory();
     });

@@ -1,11 +1,10 @@
-"""The studio's longer jobs: inpainting a painted hole (Edit tab) and training runs (Train tab).
-
-Inpainting calls the same functions as ``genlab edit inpaint``: PatchMatch hole filling, the classic OpenCV and
-scikit-image fills, or the text-to-image model. Every method returns the pixels outside the hole exactly as given.
+"""The Train tab's jobs: training runs under ``--runs``.
 
 A training run is the ``genlab train`` command itself, started as a child process into a folder under ``--runs``:
 its ``metrics.jsonl`` is read as it grows and each logged step becomes a ``loss`` event; cancelling the job sends it
-Ctrl-C (SIGINT), on which the trainer saves its checkpoint and stops, so the run can be resumed later.
+Ctrl-C (SIGINT), on which the trainer saves its checkpoint and stops, so the run can be resumed later. An image
+family also writes a grid of samples a few times a run (``sample_every``); each new grid becomes a ``sample`` event,
+served by :func:`sample_file`.
 """
 
 from __future__ import annotations
@@ -20,89 +19,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from genlab.errors import GenlabError
 from genlab.serve.jobs import Cancelled, Job
-from genlab.serve.store import Store, valid_id
 
-INPAINT_METHODS = ("patchmatch", "telea", "ns", "biharmonic", "diffusion")
 #: what the Train tab offers: family → the data it trains on here, and the ``genlab train`` kind
 TRAINABLE = {"gan": ("digits", "image"), "vae": ("digits", "image"), "pixelcnn": ("digits", "image"),
              "diffusion": ("digits", "image"), "lstm": ("kjv", "text"), "gpt": ("kjv", "text")}  # fmt: skip
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SAMPLE_NAME = re.compile(r"step_[0-9]{6}\.png")  # what the trainer writes under RUN/samples/
+SAMPLES_PER_RUN = 5  # sample grids an image run writes when --set sample_every is not given
 
 
-def decode_rle(runs: Any, width: int, height: int) -> np.ndarray:
-    """A boolean ``height×width`` mask from row-major run lengths that start with a run of False."""
-    try:
-        counts = [int(r) for r in runs]
-    except (TypeError, ValueError):
-        raise GenlabError("mask: run lengths must be whole numbers") from None
-    if any(c < 0 for c in counts) or sum(counts) != width * height:
-        raise GenlabError(f"mask: the run lengths must add up to {width}×{height} = {width * height} pixels")
-    values = np.zeros(len(counts), dtype=bool)
-    values[1::2] = True
-    return np.repeat(values, counts).reshape(height, width)
-
-
-def inpaint_params(raw: dict, uploads: dict[str, np.ndarray]) -> dict[str, Any]:
-    image = str(raw.get("image", ""))
-    if not valid_id(image) or image not in uploads:
-        raise GenlabError("image: upload the image first (it is kept for the last 16 uploads)")
-    method = str(raw.get("method", "patchmatch"))
-    if method not in INPAINT_METHODS:
-        raise GenlabError(f"method: {method!r}; choose one of {', '.join(INPAINT_METHODS)}")
-    h, w = uploads[image].shape[:2]
-    hole = decode_rle(raw.get("mask") or [], w, h)
-    if not hole.any():
-        raise GenlabError("paint the area to fill first")
-    seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or seed < 0:
-        raise GenlabError(f"seed: {seed!r} is not a whole number ≥ 0")
-    return {
-        "image": image,
-        "method": method,
-        "prompt": str(raw.get("prompt", ""))[:500],
-        "seed": seed,
-        "hole_pixels": int(hole.sum()),
-        "_hole": hole,
-    }  # fmt: skip  (the caller takes "_hole" out)
-
-
-def run_inpaint(models: Any, store: Store, image: np.ndarray, hole: np.ndarray, job: Job, emit: Any) -> dict[str, Any]:
-    """Fill ``hole`` of ``image`` (both taken when the job was queued) with the job's method."""
-    p = job.params
-    image = image[..., :3]
-    start = time.perf_counter()
-    if p["method"] == "patchmatch":
-        from genlab.edit.patchmatch import check_patch
-        from genlab.edit.synthesis import SynthesisConfig, count_levels, hole_levels, inpaint
-
-        cfg = SynthesisConfig(seed=p["seed"])
-        check_patch(image.shape, cfg.patch)
-        levels = min(count_levels(image.shape, cfg), hole_levels(hole, cfg.patch))
-
-        def progress(done: int) -> None:
-            job.check()
-            emit("progress", done=done, total=levels, unit="level")
-
-        out = inpaint(image, hole, cfg, progress=progress)
-    elif p["method"] == "diffusion":
-        from genlab.edit.diffusion import inpaint
-        from genlab.runtime import make_generator
-
-        out = inpaint(models.get("text2image"), image, hole, p["prompt"], generator=make_generator(p["seed"]),
-                      callback=lambda state: job.check())  # fmt: skip
-    else:
-        from genlab.edit.baselines import inpaint_baseline
-
-        out = inpaint_baseline(image, hole, p["method"])
-    item = store.add("edit", {k: v for k, v in p.items() if k != "image"}, image=np.clip(out, 0, 1))
-    return {"item": item, "seconds": round(time.perf_counter() - start, 3)}
-
-
-# --- training ----------------------------------------------------------------------------------------------
 def train_params(raw: dict, runs: Path) -> dict[str, Any]:
     family = str(raw.get("family", "gan"))
     if family not in TRAINABLE:
@@ -132,6 +59,8 @@ def run_training(runs: Path, job: Job, emit: Any) -> dict[str, Any]:
             p["preset"], "--steps", str(p["steps"]), "--out", str(out), "--quiet"]  # fmt: skip
     for setting in p["set"]:
         argv += ["--set", setting]
+    if kind == "image" and not any(s.startswith("sample_every=") for s in p["set"]):
+        argv += ["--set", f"sample_every={max(1, p['steps'] // SAMPLES_PER_RUN)}"]
     if p["resume"]:
         argv.append("--resume")
     runs.mkdir(parents=True, exist_ok=True)
@@ -139,6 +68,7 @@ def run_training(runs: Path, job: Job, emit: Any) -> dict[str, Any]:
     with open(log, "w") as sink:
         proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
     metrics, offset, last = out / "metrics.jsonl", 0, {}
+    seen = set(_samples(out))
     # a resumed run's log holds the earlier steps: only the steps after its checkpoint are new
     after = json.loads((out / "config.json").read_text()).get("step") or 0 if p["resume"] else 0
     cancelled = False
@@ -159,6 +89,10 @@ def run_training(runs: Path, job: Job, emit: Any) -> dict[str, Any]:
                 if "loss" in record and record["step"] > after:
                     last = record
                     emit("loss", run=p["name"], step=record["step"], loss=record["loss"])
+        for name in _samples(out):
+            if name not in seen:
+                seen.add(name)
+                emit("sample", run=p["name"], step=int(name[5:11]), url=f"/api/runs/{p['name']}/samples/{name}")
         if done:
             break
         time.sleep(0.2)
@@ -191,5 +125,23 @@ def list_runs(runs: Path) -> list[dict[str, Any]]:
                     continue
                 if "loss" in record:
                     losses.append([record["step"], record["loss"]])
-        out.append({"name": d.name, "family": info.get("family"), "step": info.get("step"), "losses": losses[-500:]})
+        samples = _samples(d)
+        out.append({"name": d.name, "family": info.get("family"), "step": info.get("step"), "losses": losses[-500:],
+                    "sample": f"/api/runs/{d.name}/samples/{samples[-1]}" if samples else None})  # fmt: skip
     return out
+
+
+def _samples(run: Path) -> list[str]:
+    """The sample grids a run has written so far, oldest first (a grid being written is not listed: the trainer
+    writes each to a temporary name and renames it)."""
+    folder = run / "samples"
+    return sorted(f.name for f in folder.iterdir() if SAMPLE_NAME.fullmatch(f.name)) if folder.is_dir() else []
+
+
+def sample_file(runs: Path, run: str, name: str) -> Path | None:
+    """A run's sample grid, or None: both names are checked against their patterns, so no path from the client
+    reaches the filesystem."""
+    if not (RUN_NAME.fullmatch(run) and SAMPLE_NAME.fullmatch(name)):
+        return None
+    path = runs / run / "samples" / name
+    return path if path.is_file() else None
