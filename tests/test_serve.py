@@ -124,7 +124,9 @@ def test_bad_chat_input_is_a_clear_400(client, params, needle):
     [("inpaint", {"image": "0" * 32}, "upload the image first"), ("train", {"family": "sam"}, "trains gan"),
      ("train", {"name": "../evil"}, "name"), ("train", {"steps": 0}, "steps"),
      ("train", {"set": ["lr=1 ; rm -rf /"]}, "key=value"),
-     ("train", {"name": "fresh", "resume": True}, "no checkpoint")],
+     ("train", {"name": "fresh", "resume": True}, "no checkpoint"), ("train", {"data": "kjv"}, "digits or shapes"),
+     ("train", {"family": "gpt", "data": "digits"}, "kjv"), ("train", {"data": "/etc"}, "data"),
+     ("train", {"preset": "huge"}, "preset")],
 )  # fmt: skip
 def test_bad_edit_and_train_input_is_a_clear_400(client, kind, params, needle):
     r = client.post("/api/jobs", json={"kind": kind, "params": params}, headers={"Origin": BASE})

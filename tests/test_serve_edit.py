@@ -189,3 +189,20 @@ def test_a_training_job_streams_its_samples(tmp_path):
     assert result["step"] == 20 and len(samples) >= 4
     assert [d["step"] for d in samples] == sorted(d["step"] for d in samples)
     assert all(sample_file(runs, "g", Path(d["url"]).name) for d in samples)
+
+
+def test_a_run_resumes_on_its_own_data_and_a_run_on_a_folder_is_left_to_the_command(tmp_path):
+    import json
+
+    from genlab.errors import GenlabError
+    from genlab.serve.training import train_params
+
+    runs = tmp_path / "runs"
+    for name, data in (("on-shapes", "shapes"), ("on-folder", "/home/me/photos")):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "config.json").write_text(json.dumps({"family": "vae", "step": 5, "run": {"data": data}}))
+    params = train_params({"family": "gan", "data": "digits", "name": "on-shapes", "resume": True}, runs)
+    assert (params["family"], params["data"]) == ("vae", "shapes")
+    with pytest.raises(GenlabError, match="genlab train --resume"):
+        train_params({"name": "on-folder", "resume": True}, runs)
+    assert {r["name"]: r["data"] for r in list_runs(runs)} == {"on-shapes": "shapes", "on-folder": "/home/me/photos"}

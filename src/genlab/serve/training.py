@@ -19,12 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from genlab.data.image_data import BUNDLED_IMAGES
+from genlab.data.text import BUNDLED_TEXT
 from genlab.errors import GenlabError
 from genlab.serve.jobs import Cancelled, Job
 
-#: what the Train tab offers: family → the data it trains on here, and the ``genlab train`` kind
-TRAINABLE = {"gan": ("digits", "image"), "vae": ("digits", "image"), "pixelcnn": ("digits", "image"),
-             "diffusion": ("digits", "image"), "lstm": ("kjv", "text"), "gpt": ("kjv", "text")}  # fmt: skip
+#: what the Train tab offers: family → the ``genlab train`` kind; each kind's bundled data (never a path: the page
+#: does not name files on the server)
+TRAINABLE = {"gan": "image", "vae": "image", "pixelcnn": "image", "diffusion": "image", "lstm": "text", "gpt": "text"}
+DATA = {"image": BUNDLED_IMAGES, "text": tuple(BUNDLED_TEXT)}
+PRESETS = ("tiny", "small", "base")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SAMPLE_NAME = re.compile(r"step_[0-9]{6}\.png")  # what the trainer writes under RUN/samples/
 SAMPLES_PER_RUN = 5  # sample grids an image run writes when --set sample_every is not given
@@ -34,6 +38,13 @@ def train_params(raw: dict, runs: Path) -> dict[str, Any]:
     family = str(raw.get("family", "gan"))
     if family not in TRAINABLE:
         raise GenlabError(f"family: {family!r}; the Train tab trains {', '.join(TRAINABLE)}")
+    kind = TRAINABLE[family]
+    data = str(raw.get("data", DATA[kind][0]))
+    if data not in DATA[kind]:
+        raise GenlabError(f"data: {data!r}; a {family} trains on {' or '.join(DATA[kind])} here")
+    preset = str(raw.get("preset", "tiny"))
+    if preset not in PRESETS:
+        raise GenlabError(f"preset: {preset!r}; choose {', '.join(PRESETS)}")
     name = str(raw.get("name") or family)
     if not RUN_NAME.fullmatch(name):
         raise GenlabError(f"name: {name!r}; letters, digits, '.', '_' and '-' (a folder name under --runs)")
@@ -46,16 +57,22 @@ def train_params(raw: dict, runs: Path) -> dict[str, Any]:
     resume = bool(raw.get("resume"))
     if resume and not (runs / name / "config.json").is_file():
         raise GenlabError(f"resume: {name} has no checkpoint under --runs")
+    if resume:  # a run continues on its own data, whatever the form says
+        info = json.loads((runs / name / "config.json").read_text())
+        family, data = info.get("family"), (info.get("run") or {}).get("data")
+        if family not in TRAINABLE or data not in DATA[TRAINABLE[family]]:
+            raise GenlabError(f"resume: {name} is a {family} run on {data}; resume it with genlab train --resume")
     if not resume and (runs / name).exists():
         raise GenlabError(f"name: {name} exists under --runs; resume it or choose another name")
-    return {"family": family, "name": name, "steps": steps, "preset": "tiny", "set": settings, "resume": resume}
+    return {"family": family, "data": data, "name": name, "steps": steps, "preset": preset, "set": settings,
+            "resume": resume}  # fmt: skip
 
 
 def run_training(runs: Path, job: Job, emit: Any) -> dict[str, Any]:
     p = job.params
-    data, kind = TRAINABLE[p["family"]]
+    kind = TRAINABLE[p["family"]]
     out = runs / p["name"]
-    argv = [sys.executable, "-m", "genlab", "train", kind, "--data", data, "--model", p["family"], "--preset",
+    argv = [sys.executable, "-m", "genlab", "train", kind, "--data", p["data"], "--model", p["family"], "--preset",
             p["preset"], "--steps", str(p["steps"]), "--out", str(out), "--quiet"]  # fmt: skip
     for setting in p["set"]:
         argv += ["--set", setting]
@@ -126,7 +143,8 @@ def list_runs(runs: Path) -> list[dict[str, Any]]:
                 if "loss" in record:
                     losses.append([record["step"], record["loss"]])
         samples = _samples(d)
-        out.append({"name": d.name, "family": info.get("family"), "step": info.get("step"), "losses": losses[-500:],
+        out.append({"name": d.name, "family": info.get("family"), "data": (info.get("run") or {}).get("data"),
+                    "step": info.get("step"), "losses": losses[-500:],
                     "sample": f"/api/runs/{d.name}/samples/{samples[-1]}" if samples else None})  # fmt: skip
     return out
 

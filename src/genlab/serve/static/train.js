@@ -4,8 +4,8 @@ import { $, button, describe, finished, onEvent, post, state, track } from "./co
 // --- train: start a run, watch its loss, stop it, resume it -----------------------------------------------------
 async function startTraining(resume) {
   const f = $("#train-form").elements;
-  const params = { family: f.family.value, name: f.name.value, steps: Number(f.steps.value),
-                   set: f.set.value.split(/\s+/).filter(Boolean), resume };
+  const params = { family: f.family.value, data: f.data.value, preset: f.preset.value, name: f.name.value,
+                   steps: Number(f.steps.value), set: f.set.value.split(/\s+/).filter(Boolean), resume };
   try {
     const { job } = await post("/api/jobs", { kind: "train", params });
     state.train = job.id; state.losses = []; $("#train-chart").dataset.points = 0; drawLosses();
@@ -15,6 +15,14 @@ async function startTraining(resume) {
   } catch (err) { $("#train-status").textContent = `error: ${err.message}`; }
 }
 $("#train-form").addEventListener("submit", (e) => { e.preventDefault(); startTraining(false); });
+const TEXT_FAMILIES = ["lstm", "gpt"];
+function matchData() {  // the data a family can train on: images for the image families, text for the text ones
+  const f = $("#train-form").elements, kind = TEXT_FAMILIES.includes(f.family.value) ? "text" : "image";
+  for (const o of f.data.options) o.disabled = o.dataset.kind !== kind;
+  if (f.data.selectedOptions[0].disabled) f.data.value = [...f.data.options].find((o) => !o.disabled).value;
+}
+$("#train-form").elements.family.addEventListener("change", matchData);
+matchData();
 $("#train-stop").addEventListener("click", () => state.train && post(`/api/jobs/${state.train}/cancel`));
 
 function drawLosses() {
@@ -40,7 +48,7 @@ export async function loadRuns() {
   for (const run of runs) {
     const tr = document.createElement("tr");
     const last = run.losses.length ? run.losses[run.losses.length - 1][1].toFixed(4) : "";
-    for (const v of [run.name, run.family, run.step ?? "", last]) {
+    for (const v of [run.name, `${run.family} on ${run.data}`, run.step ?? "", last]) {
       const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
     }
     const samples = document.createElement("td");
@@ -53,7 +61,7 @@ export async function loadRuns() {
     const td = document.createElement("td");
     td.appendChild(button("Resume", () => {
       const f = $("#train-form").elements;
-      f.name.value = run.name; f.family.value = run.family; startTraining(true);
+      f.name.value = run.name; f.family.value = run.family; matchData(); startTraining(true);
     }));
     tr.appendChild(td);
     body.appendChild(tr);
