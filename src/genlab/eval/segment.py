@@ -4,20 +4,22 @@ Interactive protocol (RITM; SAM §7.1): for each target mask, the first click is
 target; each later click is the point deepest inside the larger error region of the previous answer (a foreground
 click where the target was missed, a background click where the answer spilled over); every round feeds the
 previous logits back. After one click the model answers with 3 masks: ``oracle`` scores the best of them (what
-SAM's papers call the oracle), ``chosen`` the one with the highest predicted IoU (what a user gets); later rounds use
+SAM's papers call the oracle), ``chosen`` the one a user gets (:func:`genlab.data.masks.choose_masks`: the highest
+predicted IoU among the masks that agree with the prompts); later rounds use
 the single-mask output. A box is the target's tight box.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genlab.data.masks import MaskSample, center_click, mask_boxes, mask_iou
+from genlab.data.mask_sets import MaskSample
+from genlab.data.masks import center_click, choose_masks, mask_boxes, mask_iou
 
 
 def iou(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> float:
@@ -56,8 +58,8 @@ def evaluate_prompts(
 ) -> dict[str, float]:
     """mIoU over every object and part mask of ``samples`` (images at the model's size), by the protocol above.
 
-    Keys: ``miou_1click_oracle``, ``miou_1click`` (predicted-IoU choice), ``miou_{n}click`` for the other
-    ``clicks``, ``miou_box_oracle``, ``miou_box`` (predicted-IoU choice), ``miou_box_single`` (the single-mask
+    Keys: ``miou_1click_oracle``, ``miou_1click`` (the chosen mask), ``miou_{n}click`` for the other
+    ``clicks``, ``miou_box_oracle``, ``miou_box`` (the chosen mask), ``miou_box_single`` (the single-mask
     token), ``iou_corr`` (correlation of predicted and true IoU after one click), ``masks``. With ``by_role``, the
     same figures for whole objects and for parts alone (``objects/…``, ``parts/…``).
     """
@@ -86,8 +88,10 @@ def evaluate_prompts(
         masks = model.upsample(logits) > 0
         true = mask_iou(masks, gt_t[:, None])
         add("miou_1click_oracle", true.max(dim=1).values.cpu().numpy())
-        pick = pred_iou.argmax(dim=1)
+        pick = choose_masks(masks, pred_iou, points.to(dev), labels.to(dev))
         add("miou_1click", true[rows, pick].cpu().numpy())
+        xy = points[:, 0].long().to(dev)  # the first click: a pixel centre inside the target
+        add("click_inside", masks[rows, pick, xy[:, 1], xy[:, 0]].float().cpu().numpy())
         pred_true.extend(zip(pred_iou.flatten().tolist(), true.flatten().tolist(), strict=True))
         previous, answer = logits[rows, pick][:, None], masks[rows, pick].cpu().numpy()
         for n in range(2, max(clicks) + 1):
@@ -111,7 +115,16 @@ def evaluate_prompts(
             true = mask_iou(model.upsample(logits) > 0, gt_t[:, None])
             add("miou_box_single", true[:, 0].cpu().numpy())
             add("miou_box_oracle", true[:, 1:].max(dim=1).values.cpu().numpy())
-            add("miou_box", true[rows, pred_iou[:, 1:].argmax(dim=1) + 1].cpu().numpy())
+            chosen = choose_masks((model.upsample(logits) > 0)[:, 1:], pred_iou[:, 1:], boxes=box) + 1
+            add("miou_box", true[rows, chosen].cpu().numpy())
+            answer_t = (model.upsample(logits) > 0)[rows, chosen]
+            ys = torch.arange(gt.shape[1], device=dev)[None, :, None]
+            xs = torch.arange(gt.shape[2], device=dev)[None, None, :]
+            b = box[:, :, None, None]
+            in_box = (xs >= b[:, 0]) & (xs < b[:, 2]) & (ys >= b[:, 1]) & (ys < b[:, 3])
+            area = answer_t.flatten(1).sum(1).float()
+            inside = (answer_t & in_box).flatten(1).sum(1).float()
+            add("box_inside", torch.where(area > 0, inside / area.clamp(min=1), torch.ones_like(area)).cpu().numpy())
     model.train(was_training)
     out = {k: float(np.mean(v)) for k, v in scores.items()}
     if by_role:
@@ -131,3 +144,47 @@ def _clicks(answers: np.ndarray | None, gt: np.ndarray) -> tuple[torch.Tensor, t
     points = torch.tensor([p for p, _ in out], dtype=torch.float32)[:, None]
     labels = torch.tensor([lab for _, lab in out], dtype=torch.long)[:, None]
     return points, labels
+
+
+def evaluate_method(
+    samples: Sequence[MaskSample],
+    *,
+    click: Callable[[int, list, list], np.ndarray] | None = None,
+    box: Callable[[int, tuple[int, int, int, int]], np.ndarray] | None = None,
+    clicks: Sequence[int] = (1, 3, 5),
+) -> dict[str, float]:
+    """The same protocol for any method that answers with one mask: ``click(i, points, labels)`` for image ``i`` of
+    ``samples`` (points as (x, y) pixel centres, labels 1/0), ``box(i, (x0, y0, x1, y1))`` (x1, y1 exclusive).
+
+    Keys: ``miou_{n}click`` for ``clicks``, ``miou_box``; ``click_inside`` (the share of first answers that contain
+    their positive click) and ``box_inside`` (the share of the box's mask that lies inside the box).
+    """
+    scores: dict[str, list[float]] = {}
+    for i, gt, _ in _targets(samples):
+        if click is not None:
+            points: list = []
+            labels: list = []
+            answer = None
+            for n in range(1, max(clicks) + 1):
+                point, label = center_click(answer, gt)
+                if label < 0:  # the answer is exact: later clicks change nothing
+                    if n in clicks:
+                        scores.setdefault(f"miou_{n}click", []).append(1.0)
+                    continue
+                points.append(point)
+                labels.append(label)
+                answer = np.asarray(click(i, points, labels), bool)
+                if n == 1:
+                    x, y = int(point[0]), int(point[1])
+                    scores.setdefault("click_inside", []).append(float(answer[y, x]))
+                if n in clicks:
+                    scores.setdefault(f"miou_{n}click", []).append(iou(answer, gt))
+        if box is not None:
+            ys, xs = np.nonzero(gt)
+            b = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            answer = np.asarray(box(i, b), bool)
+            scores.setdefault("miou_box", []).append(iou(answer, gt))
+            inside = answer[b[1] : b[3], b[0] : b[2]].sum()
+            scores.setdefault("box_inside", []).append(float(inside / answer.sum()) if answer.any() else 1.0)
+    out = {k: float(np.mean(v)) for k, v in scores.items()}
+    return out | {"masks": float(len(_targets(samples)))}

@@ -90,6 +90,9 @@ class SamConfig:
     # "low" pools the targets to m×m (4× fewer pixels, but a part a few pixels wide cannot be drawn exactly)
     loss_resolution: str = "full"
     augment: bool = True
+    # 0: the IoU token scores the masks (SAM); > 0: a mask-quality head of this width that sees the mask it scores
+    # (genlab.nn.sam.quality) does, and its output is the predicted IoU
+    quality_width: int = 0
 
     @property
     def stride(self) -> int:
@@ -119,6 +122,7 @@ class SamConfig:
                 "focal_weight": NONNEGATIVE,
                 "dice_weight": NONNEGATIVE,
                 "iou_weight": NONNEGATIVE,
+                "quality_width": Range(0, 4096),
             },
         )
         stages = parse_ints(self.stage_channels, "stage_channels")
@@ -165,6 +169,7 @@ class SamModel(GenerativeModel):
     family = "sam"
     no_samples = "it answers prompts; use genlab.SegmentPredictor or `genlab segment`"
     modality = "segment"
+    fine_tunes = True  # --init: e.g. add a quality head to a trained model (the head starts untrained)
     Config = SamConfig
     trains_on = "segment"
     data_help = "shapes, blobs, or a folder with images/ and masks/"
@@ -264,6 +269,19 @@ class SamModel(GenerativeModel):
             skip_channels=tuple(self.image_encoder.high_res_channels),
             upscale=c.mask_upscale,
         )
+        self.quality = None
+        if c.quality_width:
+            from genlab.nn.sam.quality import MaskQualityHead
+
+            skip = c.prompt_dim // 4  # the projected stride-4 map (MaskDecoder.skip_coarse)
+            self.quality = MaskQualityHead(embed_dim=c.prompt_dim, skip_dim=skip, width=c.quality_width)
+
+    def init_from(self, source: GenerativeModel) -> None:
+        """``--init``: every weight of ``source``; a quality head it lacks starts from its initialisation."""
+        state = {k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()}
+        if self.quality is not None and not any(k.startswith("quality.") for k in state):
+            state |= {k: v.detach().clone() for k, v in self.state_dict().items() if k.startswith("quality.")}
+        self.init_from_state(state)
 
     @property
     def mask_size(self) -> int:
@@ -298,6 +316,8 @@ class SamModel(GenerativeModel):
         if image_index is not None:
             features = features.select(image_index)
         logits, iou = self.mask_decoder(features, self.prompt_encoder.dense_pe(), sparse, dense)
+        if self.quality is not None:
+            iou = self.quality(features, logits.detach())
         if multimask is None:
             return logits, iou
         keep = slice(1, 1 + NUM_MULTIMASK) if multimask else slice(0, 1)

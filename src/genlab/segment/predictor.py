@@ -77,6 +77,9 @@ def as_rgb01(image: Any) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+MIN_SIDE = 8  # pixels: a smaller image has nothing to segment (and a 1-pixel side has no inside)
+
+
 class SegmentPredictor:
     """Prompts → masks for one image at a time, with the image embedding cached between prompts."""
 
@@ -112,6 +115,8 @@ class SegmentPredictor:
         """
         rgb = as_rgb01(image)
         H, W = rgb.shape[:2]
+        if min(H, W) < MIN_SIDE:
+            raise GenlabError(f"the image is {W}×{H}: segmentation needs at least {MIN_SIDE} pixels on each side")
         self.scale = self.side / max(H, W)
         h, w = max(1, round(H * self.scale)), max(1, round(W * self.scale))
         resized = np.stack(
@@ -282,9 +287,20 @@ class SegmentPredictor:
         return masks, scores, low
 
 
-def best_mask(masks: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """The mask with the highest predicted IoU: (mask, score, its index)."""
-    i = int(np.argmax(scores))
+def best_mask(masks: np.ndarray, scores: np.ndarray, points: ArrayLike | None = None, labels: ArrayLike | None = None,
+              box: ArrayLike | None = None) -> tuple[np.ndarray, float, int]:  # fmt: skip
+    """The answer a user gets from one prompt's ``K×H×W`` masks: the highest predicted IoU among the masks that
+    agree with the prompts (positive points inside, negative ones outside, the mask inside the box;
+    :func:`genlab.data.masks.choose_masks`), else the highest. (mask, score, its index)."""
+    from genlab.data.masks import choose_masks
+
+    pts = None if points is None else torch.as_tensor(np.asarray(points, np.float32).reshape(1, -1, 2))
+    lab = None
+    if pts is not None:
+        lab = torch.as_tensor(np.ones(pts.shape[1]) if labels is None else np.asarray(labels)).reshape(1, -1).long()
+    bx = None if box is None else torch.as_tensor(np.asarray(box, np.float32).reshape(1, 4))
+    m = torch.as_tensor(np.asarray(masks) > 0)[None]
+    i = int(choose_masks(m, torch.as_tensor(np.asarray(scores, np.float32))[None], pts, lab, bx)[0])
     return masks[i], float(scores[i]), i
 
 

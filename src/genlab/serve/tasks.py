@@ -256,6 +256,8 @@ class Segmenter:
                            "bbox": [float(v) for v in r["bbox"]]} for r in records]}  # fmt: skip
 
     def predict(self, image_id: str, points: list, labels: list, box: list | None) -> dict[str, Any]:
+        from genlab.segment.predictor import best_mask
+
         with self._lock:
             predictor = self._embedded(image_id)
             pts = np.asarray(points, dtype=np.float32).reshape(-1, 2) if points else None
@@ -267,7 +269,8 @@ class Segmenter:
             masks, iou, _ = predictor.predict(pts, lab, bx, multimask=True)
             ms = (time.perf_counter() - start) * 1000
         h, w = masks.shape[1:]
-        return {"width": int(w), "height": int(h), "decoder_ms": round(ms, 2), "best": int(np.argmax(iou)),
+        best = best_mask(masks, iou, pts, lab, bx)[2]  # the best-scored of the masks that agree with the prompts
+        return {"width": int(w), "height": int(h), "decoder_ms": round(ms, 2), "best": int(best),
                 "masks": [{"iou": float(v), "rle": rle(m)} for m, v in zip(masks, iou, strict=True)]}  # fmt: skip
 
 
