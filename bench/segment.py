@@ -168,11 +168,20 @@ def speed(model, device: str, repeats: int) -> dict:  # noqa: ANN001
 
             return run
 
-        return {
+        figures = {
             "encoder_ms_per_image": round(median_ms(encode, repeats), 3),
             "decoder_ms_per_prompt": round(median_ms(decode(1), repeats), 3),
             "decoder_ms_per_prompt_batched_64": round(median_ms(decode(64), repeats // 4 + 1) / 64, 3),
         }
+        if device == "cpu":  # the two CPU targets: a decoder call on one thread, a 256×256 image encoded
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            figures["decoder_ms_per_prompt_1_thread"] = round(median_ms(decode(1), repeats), 3)
+            torch.set_num_threads(threads)
+            predictor = genlab.SegmentPredictor(model, device="cpu")
+            photo = np.random.default_rng(0).uniform(0, 1, (256, 256, 3)).astype(np.float32)
+            figures["set_image_ms_256x256"] = round(median_ms(lambda: predictor.set_image(photo), repeats // 4 + 1), 3)
+        return figures
 
 
 def target(value: float | None, met) -> bool | None:  # noqa: ANN001
@@ -189,8 +198,9 @@ def targets(result: dict) -> dict:
     best_click = max((v.get("miou_1click", 0.0) for v in classic.values()), default=None)
     gap = max((v["miou_1click_oracle"] - v["miou_1click"] for v in sets), default=None)
     return {
-        "shapes_1click_oracle_ge_0.906": target(held_out.get("miou_1click_oracle"), lambda v: v >= 0.906),
-        "shapes_box_oracle_ge_0.962": target(held_out.get("miou_box_oracle"), lambda v: v >= 0.962),
+        # no worse on the shapes than sam-shapes (this benchmark on it: 1 click oracle 0.9055, box single 0.9619)
+        "shapes_1click_oracle_ge_0.9055": target(held_out.get("miou_1click_oracle"), lambda v: v >= 0.9055),
+        "shapes_box_single_ge_0.9619": target(held_out.get("miou_box_single"), lambda v: v >= 0.9619),
         "heldout_kinds_1click_chosen_ge_0.80": target(kinds.get("miou_1click"), lambda v: v >= 0.80),
         "heldout_kinds_box_ge_0.90": target(kinds.get("miou_box"), lambda v: v >= 0.90),
         "heldout_kinds_1click_ge_best_classic": target(kinds.get("miou_1click"), lambda v: v >= (best_click or 0)),
@@ -199,7 +209,9 @@ def targets(result: dict) -> dict:
         "chosen_within_0.05_of_oracle_everywhere": target(gap, lambda v: v <= 0.05),
         "click_inside_ge_0.99_everywhere": target(min((v["click_inside"] for v in sets), default=None),
                                                   lambda v: v >= 0.99),
-        "decoder_le_10ms": target(result.get("cpu", {}).get("decoder_ms_per_prompt"), lambda v: v <= 10.0),
+        "decoder_1_thread_le_10ms": target(result.get("cpu", {}).get("decoder_ms_per_prompt_1_thread"),
+                                           lambda v: v <= 10.0),
+        "encoder_256_le_100ms": target(result.get("cpu", {}).get("set_image_ms_256x256"), lambda v: v <= 100.0),
     }  # fmt: skip
 
 

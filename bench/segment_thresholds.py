@@ -2,9 +2,11 @@
 
     OMP_WAIT_POLICY=PASSIVE python bench/segment_thresholds.py                   # ~7 minutes on one thread
     python bench/segment_thresholds.py --model runs/seg --scenes 40               # another checkpoint, a quick look
+    python bench/segment_thresholds.py --data scenes                              # the data engine's scenes
 
 For each pair (predicted-IoU threshold, stability-score threshold) of a grid, ``AutomaticMaskGenerator`` runs on
-held-out ``shapes`` scenes (up to 4 objects, half with a part; streams that neither training, its monitoring nor
+held-out scenes of ``--data`` (default ``shapes``: up to 4 objects, half with a part; or any generated set, e.g.
+``scenes``; streams that neither training, its monitoring nor
 ``bench/segment.py`` draws) and is scored against the scene's object and part masks: recall = the share of them
 matched by some mask at IoU ≥ 0.8; precision = the share of the masks it returns that match some true mask (object,
 part or the background) at IoU ≥ 0.8; F1 of the two; masks per image. One JSON object on stdout; the row with the
@@ -20,7 +22,7 @@ import sys
 import torch
 
 import genlab
-from genlab.data.mask_sets import shapes_sample
+from genlab.data.mask_sets import GENERATED, generated_sample
 from genlab.eval.segment import iou
 from genlab.segment.automatic import AutomaticMaskGenerator
 
@@ -53,14 +55,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="checkpoint directory (default: the shipped sam-shapes)")
     parser.add_argument("--scenes", type=int, default=80, help="scenes, split over two held-out streams")
+    parser.add_argument("--data", default="shapes", choices=GENERATED, help="the generated set to score on")
     parser.add_argument("--pred-iou", default="0.3,0.4,0.5,0.6", help="predicted-IoU thresholds to try")
     parser.add_argument("--stability", default="0.7,0.8,0.9", help="stability-score thresholds to try")
     args = parser.parse_args()
     predictor = genlab.SegmentPredictor.load(args.model, device="cpu")
     size = predictor.model.config.image_size
-    samples = [
-        shapes_sample(STREAMS[i % 2], i // 2, size=size, max_objects=4, part_prob=0.5) for i in range(args.scenes)
-    ]
+    options = {"max_objects": 4, "part_prob": 0.5} if args.data == "shapes" else {}
+    samples = [generated_sample(args.data, STREAMS[i % 2], i // 2, size=size, **options) for i in range(args.scenes)]
     defaults = AutomaticMaskGenerator(predictor)
     rows = []
     for a in (float(v) for v in args.pred_iou.split(",")):
@@ -69,6 +71,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), file=sys.stderr)
     result = {
         "model": str(args.model or "sam-shapes"),
+        "data": args.data,
         "scenes": args.scenes,
         "defaults": {"pred_iou_thresh": defaults.pred_iou_thresh, "stability_thresh": defaults.stability_score_thresh},
         "rows": rows,

@@ -150,6 +150,7 @@ def test_demo_writes_a_report(cli, tmp_path):
     samples = re.findall(r"<div class='sample'><b>[^<]*</b>([^<]*)<div", page)
     assert len(samples) == 3 and all(s.rstrip()[-1] in ".,:;!?" for s in samples)  # each ends at a line end
     assert "predicted IoU" in page and (tmp_path / "demo" / "seg_everything.png").is_file()
+    assert "On photos" in page and list((tmp_path / "demo").glob("seg_photo_*.png"))
     assert "Chat: from a pretrained model" in page and page.count("sentiment ") >= 8  # 4 prompts × base, SFT
     assert "Image families side by side" in page and "bits/dim, exact" in page and "none (no density)" in page
     for png in ("families_gan.png", "families_vae.png", "families_pixelcnn.png", "families_diffusion.png"):

@@ -118,3 +118,14 @@ def test_the_chosen_mask_agrees_with_the_prompts_before_it_scores_high():
     picks = choose_masks(batch, torch.from_numpy(np.stack([scores, scores])),
                          torch.tensor([[[8.5, 8.5]], [[1.5, 1.5]]]), torch.tensor([[1], [1]]))  # fmt: skip
     assert picks.tolist() == [2, 0]
+
+
+def test_the_shipped_scenes_model_beats_the_shapes_model_on_unseen_photos():
+    import genlab
+    from genlab.eval.segment import evaluate_prompts
+
+    samples = [engine_sample("photos", 500, i, size=64) for i in range(12)]
+    scenes = evaluate_prompts(genlab.SegmentPredictor.load("sam-scenes").model, samples, clicks=(1,), boxes=True)
+    shapes = evaluate_prompts(genlab.SegmentPredictor.load().model, samples, clicks=(1,), boxes=True)
+    assert scenes["click_inside"] >= 0.9
+    assert scenes["miou_1click"] > shapes["miou_1click"] + 0.1 and scenes["miou_box"] > shapes["miou_box"] + 0.1

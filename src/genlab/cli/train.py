@@ -219,7 +219,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data",
-        help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes; segment: shapes, blobs, or a folder with images/ and masks/",
+        help="text: a .txt file, a folder, a .jsonl file, or kjv; image: a folder, digits or shapes; segment: shapes, blobs, scenes (the data engine), a mixture such as scenes,shapes, or a folder with images/ and masks/",
     )
     p.add_argument(
         "--out",

@@ -65,6 +65,7 @@ def _panel(out_dir: Path, name: str, image: np.ndarray, masks: list[np.ndarray],
 
 
 def segment_section(out_dir: Path, seed: int) -> str:
+    from genlab.checkpoint import load_model
     from genlab.segment.automatic import AutomaticMaskGenerator
     from genlab.segment.predictor import SegmentPredictor
 
@@ -112,6 +113,7 @@ def segment_section(out_dir: Path, seed: int) -> str:
     records = everything.generate(scene.image)
     auto_s = time.perf_counter() - start
     auto = _panel(out_dir, "seg_everything.png", scene.image, [r["segmentation"] for r in records])
+    photo = _photo_panel(out_dir, SegmentPredictor(load_model(task="segment-scenes")), seed)
     c = predictor.model.config
     return (
         "<h2>Segmentation: Segment-Anything-style promptable masks</h2>"
@@ -133,4 +135,28 @@ def segment_section(out_dir: Path, seed: int) -> str:
         f"<table><tr><td>{auto}<br>{len(records)} masks (held-out shapes)</td>"
         f"<td>{blob_auto}<br>{len(blob_records)} masks ({html.escape('blobs')}: a generator never trained on)</td>"
         "</tr></table>"
+        "<h3>On photos: objects pasted onto a photo never seen in training (the data engine's held-out set)</h3>"
+        "<p>With <code>sam-scenes</code>, trained on the data engine's scenes as well as the shapes "
+        "(<code>genlab segment photo.png --point X,Y --model sam-scenes</code>); the shapes model above knows "
+        "flat-coloured shapes only and finds little here.</p>"
+        f"{photo}"
     )
+
+
+def _photo_panel(out_dir: Path, predictor: SegmentPredictor, seed: int) -> str:
+    """One click on each of the first objects of a ``photos`` scene (held-out photos, pasted objects): the mask a
+    user gets, with its IoU against the truth."""
+    from genlab.data.mask_sets import engine_sample
+    from genlab.segment.predictor import best_mask
+
+    scene = engine_sample("photos", DEMO_STREAM + seed, 0, size=predictor.side)
+    predictor.set_image(scene.image)
+    cells = []
+    for k in [i for i, r in enumerate(scene.roles) if r == "object"][:3]:
+        (x, y), _ = center_click(None, scene.masks[k])
+        click = np.array([[x - 0.5, y - 0.5]])
+        masks, scores, _ = predictor.predict(click, [1], multimask=True)
+        mask, score, _ = best_mask(masks, scores, click, [1])
+        panel = _panel(out_dir, f"seg_photo_{k}.png", scene.image, [mask], points=click)
+        cells.append(f"<td>{panel}<br>predicted IoU {score:.2f}, true IoU {_iou(mask, scene.masks[k]):.2f}</td>")
+    return f"<table><tr>{''.join(cells)}</tr></table>"

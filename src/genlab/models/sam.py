@@ -172,7 +172,7 @@ class SamModel(GenerativeModel):
     fine_tunes = True  # --init: e.g. add a quality head to a trained model (the head starts untrained)
     Config = SamConfig
     trains_on = "segment"
-    data_help = "shapes, blobs, or a folder with images/ and masks/"
+    data_help = "shapes, blobs, scenes (the data engine), a mixture (scenes,shapes) or a folder with images/ and masks/"
     unit = "img"
     presets = {
         # 64×64 shapes on a 2-core CPU in about an hour and a half (docs/segment.md, the shipped sam-shapes model)
