@@ -17,16 +17,20 @@ def _load(name: str):  # noqa: ANN202
 
 def test_segment_targets_not_measured_are_null_never_met():
     segment = _load("segment")
-    accuracy = {"shapes_held_out": {"miou_1click_oracle": 0.9, "miou_box_single": 0.5}}
-    # --no-timing: no "cpu" figures, so the decoder's speed target is not measured
-    assert segment.targets(accuracy) == {
-        "miou_1click_ge_0.85": True,
-        "miou_box_ge_0.92": False,
-        "decoder_le_10ms": None,
-    }
-    timed = accuracy | {"cpu": {"decoder_ms_per_prompt": 12.5}}
-    assert segment.targets(timed)["decoder_le_10ms"] is False
-    assert segment.targets(accuracy | {"cpu": {"decoder_ms_per_prompt": 3.0}})["decoder_le_10ms"] is True
+    accuracy = {"shapes_held_out": {"miou_1click_oracle": 0.91, "miou_box_single": 0.5}}
+    # --no-timing: no "cpu" figures, so the speed targets are not measured; sets not evaluated are not either
+    got = segment.targets(accuracy)
+    assert got["shapes_1click_oracle_ge_0.9055"] is True and got["shapes_box_single_ge_0.9619"] is False
+    assert got["decoder_1_thread_le_10ms"] is None and got["encoder_256_le_100ms"] is None
+    assert got["heldout_kinds_1click_chosen_ge_0.80"] is None
+    timed = accuracy | {"cpu": {"decoder_ms_per_prompt_1_thread": 12.5, "set_image_ms_256x256": 40.0}}
+    assert segment.targets(timed)["decoder_1_thread_le_10ms"] is False
+    assert segment.targets(timed)["encoder_256_le_100ms"] is True
+    kinds = {"miou_1click": 0.6, "miou_1click_oracle": 0.62, "miou_box": 0.95, "click_inside": 1.0}
+    base = {"scenes_heldout_kinds": {"flood_fill": {"miou_1click": 0.7}, "grabcut": {"miou_box": 0.9}}}
+    got = segment.targets({"scenes_heldout_kinds": kinds, "baselines": base})
+    assert got["heldout_kinds_1click_ge_best_classic"] is False and got["heldout_kinds_box_ge_grabcut"] is True
+    assert got["chosen_within_0.05_of_oracle_everywhere"] is True and got["click_inside_ge_0.99_everywhere"] is True
     assert set(segment.targets({}).values()) == {None}
 
 

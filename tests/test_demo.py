@@ -10,6 +10,7 @@ def test_every_shipped_model_has_a_model_card_and_loads():
     expected |= {"text2image": "text2image", "clip": "clip", "features": "features", "attributes": "attributes"}
     expected |= {
         "segment": "sam",
+        "segment-scenes": "sam",
         "chat": "chat",
         "chat-rlhf": "rlhf",
         "gan": "gan",
