@@ -21,7 +21,9 @@ def test_every_shipped_model_has_a_model_card_and_loads():
         card = (ROOT / folder / "MODEL_CARD.md").read_text(encoding="utf-8")
         assert "## Command" in card and "genlab train" in card and "## Metrics" in card
         assert genlab.load(task=task).family == expected[task]
-    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 42e6  # all together well under 50 MB
+    # all together well under 50 MB: 44.5 MB with two segmenters (sam-shapes retires once its successor matches
+    # it on the shapes, issue 20)
+    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 45e6
 
 
 @pytest.mark.slow
