@@ -285,6 +285,19 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+def share_in_boxes(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The share of each mask (``N×…×H×W`` bool) inside its box (``N×4``: x0, y0, x1, y1, x1 and y1 exclusive)
+    → ``N×…``; an empty mask lies wholly inside."""
+    h, w = masks.shape[-2:]
+    ys = torch.arange(h, device=masks.device)[:, None]
+    xs = torch.arange(w, device=masks.device)[None, :]
+    b = boxes.reshape(len(boxes), *([1] * (masks.dim() - 1)), 4)
+    in_box = (xs >= b[..., 0]) & (xs < b[..., 2]) & (ys >= b[..., 1]) & (ys < b[..., 3])
+    area = masks.flatten(-2).sum(-1).float()
+    inside = (masks & in_box).flatten(-2).sum(-1).float()
+    return torch.where(area > 0, inside / area.clamp(min=1), torch.ones_like(area))
+
+
 def choose_masks(masks: torch.Tensor, scores: torch.Tensor, points: torch.Tensor | None = None,
                  labels: torch.Tensor | None = None, boxes: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """The answer a user gets from ``K`` candidate masks (``N×K×H×W`` bool, predicted IoU ``N×K``): the highest
@@ -302,10 +315,5 @@ def choose_masks(masks: torch.Tensor, scores: torch.Tensor, points: torch.Tensor
             lab = labels[:, p, None]
             agree &= torch.where(lab == 1, inside, torch.where(lab == 0, ~inside, torch.ones_like(inside)))
     if boxes is not None:
-        yy = torch.arange(h, device=masks.device)[None, :, None]
-        xx = torch.arange(w, device=masks.device)[None, None, :]
-        b = boxes[:, :, None, None]
-        in_box = ((xx >= b[:, 0]) & (xx < b[:, 2]) & (yy >= b[:, 1]) & (yy < b[:, 3]))[:, None]
-        area = masks.flatten(2).sum(2).float()
-        agree &= (masks & in_box).flatten(2).sum(2).float() >= 0.9 * area
+        agree &= share_in_boxes(masks, boxes) >= 0.9
     return torch.where(agree, scores + 2.0, scores).argmax(dim=1)  # predicted IoUs lie in [0, 1]

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genlab.data.mask_sets import MaskSample
-from genlab.data.masks import center_click, choose_masks, mask_boxes, mask_iou
+from genlab.data.masks import center_click, choose_masks, mask_boxes, mask_iou, share_in_boxes
 
 
 def iou(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> float:
@@ -112,19 +112,13 @@ def evaluate_prompts(
         if boxes:
             box = mask_boxes(gt_t.float())
             logits, pred_iou = model.decode(features, None, boxes=box)
-            true = mask_iou(model.upsample(logits) > 0, gt_t[:, None])
+            answers = model.upsample(logits) > 0
+            true = mask_iou(answers, gt_t[:, None])
             add("miou_box_single", true[:, 0].cpu().numpy())
             add("miou_box_oracle", true[:, 1:].max(dim=1).values.cpu().numpy())
-            chosen = choose_masks((model.upsample(logits) > 0)[:, 1:], pred_iou[:, 1:], boxes=box) + 1
+            chosen = choose_masks(answers[:, 1:], pred_iou[:, 1:], boxes=box) + 1
             add("miou_box", true[rows, chosen].cpu().numpy())
-            answer_t = (model.upsample(logits) > 0)[rows, chosen]
-            ys = torch.arange(gt.shape[1], device=dev)[None, :, None]
-            xs = torch.arange(gt.shape[2], device=dev)[None, None, :]
-            b = box[:, :, None, None]
-            in_box = (xs >= b[:, 0]) & (xs < b[:, 2]) & (ys >= b[:, 1]) & (ys < b[:, 3])
-            area = answer_t.flatten(1).sum(1).float()
-            inside = (answer_t & in_box).flatten(1).sum(1).float()
-            add("box_inside", torch.where(area > 0, inside / area.clamp(min=1), torch.ones_like(area)).cpu().numpy())
+            add("box_inside", share_in_boxes(answers[rows, chosen], box).cpu().numpy())
     model.train(was_training)
     out = {k: float(np.mean(v)) for k, v in scores.items()}
     if by_role:
