@@ -126,3 +126,20 @@ def test_a_newly_trained_model_records_its_domain(tmp_path):
     train(family="ngram", data=str(corpus), out=tmp_path / "ng", quiet=True, overrides={"order": 3})
     domain = read_config(tmp_path / "ng")["run"]["domain"]
     assert domain == {"kind": f"your own data ({corpus})", "source": str(corpus)}
+
+
+def test_check_domain_warns_or_only_returns_its_line():
+    import warnings
+
+    import numpy as np
+
+    import genlab
+    from genlab.data.domain import check_domain
+
+    model = genlab.load(task="segment")
+    photo = np.random.default_rng(0).uniform(0, 1, (256, 256, 3)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet = check_domain(model, photo, "a photo", warn=False)
+        loud = check_domain(model, photo, "a photo")
+    assert quiet == loud and "sam-shapes knows only" in quiet and len(caught) == 1

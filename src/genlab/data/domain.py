@@ -107,9 +107,10 @@ def out_of_domain(domain: dict[str, Any], image: np.ndarray) -> str | None:
     return None
 
 
-def check_domain(model: Any, image: np.ndarray, source: Any, *, alternative: str = "") -> str | None:
+def check_domain(model: Any, image: np.ndarray, source: Any, *, alternative: str = "", warn: bool = True) -> str | None:
     """Warn (once, one line) when ``image``, read from ``source``, lies outside what ``model`` was trained on;
-    return the warning, or None. ``alternative``: what else would suit such an image (e.g. a classic method)."""
+    return the warning, or None. ``alternative``: what else would suit such an image (e.g. a classic method).
+    ``warn=False``: only return it (the studio shows it with the result, not in the server's log)."""
     domain = model_domain(model)
     why = out_of_domain(domain, image)
     if why is None:
@@ -124,5 +125,6 @@ def check_domain(model: Any, image: np.ndarray, source: Any, *, alternative: str
         f"result. For images like this, train your own: {train_command(model)}, then --model "
         f"{RUN_DIR}{type(model).family}{instead}"
     )
-    warnings.warn(message, GenlabWarning, stacklevel=2)
+    if warn:
+        warnings.warn(message, GenlabWarning, stacklevel=2)
     return message

@@ -300,7 +300,7 @@ class VAE(ImageModel):
         n = min(len(val), batches * batch_size)
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(EVAL_SEED)
-            recon_sum, kl_sum, iwae_sum, dims, iwae_dims = 0.0, 0.0, 0.0, 0, 0
+            recon_sum, kl_sum, iwae_sum, dims, iwae_dims, iwae_images = 0.0, 0.0, 0.0, 0, 0, 0
             for i in range(0, n, 256):
                 j = min(n, i + 256)
                 x = val.images[i:j].to(self.device)
@@ -311,6 +311,7 @@ class VAE(ImageModel):
                 if self.config.iwae_samples > 0 and not self.autoencoder and m:
                     iwae_sum += float(self.iwae(x[:m], None if y is None else y[:m], self.config.iwae_samples).sum())
                     iwae_dims += x[0].numel() * m
+                    iwae_images += m
                 dims += x[0].numel() * x.shape[0]
         bits = 1 / (dims * math.log(2))
         figures: dict[str, Any] = {"recon_bits_per_dim": recon_sum * bits, "levels": self.config.levels}
@@ -319,7 +320,7 @@ class VAE(ImageModel):
         figures |= {"elbo_bits_per_dim": (recon_sum + kl_sum) * bits, "kl_bits_per_dim": kl_sum * bits}
         if self.config.iwae_samples > 0:
             figures |= {"bits_per_dim": -iwae_sum / (iwae_dims * math.log(2)), "iwae_samples": self.config.iwae_samples,
-                        "iwae_images": iwae_dims // x[0].numel()}  # fmt: skip
+                        "iwae_images": iwae_images}  # fmt: skip
         else:
             figures |= {"bits_per_dim": (recon_sum + kl_sum) * bits}
         return figures | {"likelihood": "bound", "uniform_bits_per_dim": math.log2(self.config.levels)}

@@ -16,7 +16,6 @@ step. Results go to the history as kind ``edit`` with their parameters.
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -191,9 +190,7 @@ def _inpaint(models: Any, image: np.ndarray, hole: np.ndarray, p: dict, job: Job
         from genlab.runtime import make_generator
 
         model = models.get("text2image")
-        with warnings.catch_warnings():  # said in the result, not in the server's log
-            warnings.simplefilter("ignore")
-            warning = check_domain(model, image, "the upload", alternative="choose PatchMatch")
+        warning = check_domain(model, image, "the upload", alternative="choose PatchMatch", warn=False)
         out = inpaint(model, image, hole, p["prompt"], generator=make_generator(p["seed"]),
                       callback=lambda state: job.check())  # fmt: skip
         return out, warning

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -183,9 +182,7 @@ def run_image(models: Models, store: Store, job: Job, emit: Any, init: np.ndarra
         from genlab.data.domain import check_domain
         from genlab.edit.diffusion import to_model_size
 
-        with warnings.catch_warnings():  # said in the result, not in the server's log
-            warnings.simplefilter("ignore")
-            warning = check_domain(model, init, "the init image")
+        warning = check_domain(model, init, "the init image", warn=False)  # said with the result
         x = to_model_size(init, model.image_size, getattr(model.config, "channels", 3)).repeat(p["n"], 1, 1, 1)
         images = model.img2img(x, cond, strength=p["strength"], **controls)
     seconds = time.perf_counter() - start
