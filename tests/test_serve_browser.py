@@ -157,6 +157,15 @@ def _square_png() -> tuple[bytes, np.ndarray]:
     return _png((scene.image * 255).round().astype(np.uint8)), scene.objects[0].mask > 0.5
 
 
+def _open(page, tab: str, png: bytes, tmp_path: Path, size: str) -> None:  # noqa: ANN001
+    """Upload ``png`` in ``tab`` (segment or edit) through its file input and wait for the tab to show its size."""
+    path = tmp_path / f"{tab}.png"
+    path.write_bytes(png)
+    page.click(f"nav button[data-tab={tab}]")
+    page.set_input_files(f"#{tab}-file", str(path))
+    playwright.expect(page.locator(f"#{tab}-status")).to_contain_text(size)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
 
@@ -182,11 +191,7 @@ def test_a_click_inside_a_square_gives_its_mask_and_a_negative_click_outside_cha
     from genlab.segment.formats import decode_rle
 
     data, truth = _square_png()
-    path = tmp_path / "square.png"
-    path.write_bytes(data)
-    page.click("nav button[data-tab=segment]")
-    page.set_input_files("#segment-file", str(path))
-    playwright.expect(page.locator("#segment-status")).to_contain_text("64×64")
+    _open(page, "segment", data, tmp_path, "64×64")
     ys, xs = np.nonzero(truth)
     answer = _click(page, xs.mean(), ys.mean())  # one click: three masks and the highest predicted IoU shown
     ious = [_iou(_mask(answer, k), truth) for k in range(3)]
@@ -276,11 +281,7 @@ def test_a_painted_mask_fills_only_inside_the_painted_area(page, tmp_path):
     from genlab.serve.editing import decode_rle
 
     data, original = _photo_png()
-    path = tmp_path / "photo.png"
-    path.write_bytes(data)
-    page.click("nav button[data-tab=edit]")
-    page.set_input_files("#edit-file", str(path))
-    playwright.expect(page.locator("#edit-status")).to_contain_text("48×48")
+    _open(page, "edit", data, tmp_path, "48×48")
     box = page.locator("#edit-mask").bounding_box()
     at = lambda x, y: (box["x"] + x * box["width"] / 48, box["y"] + y * box["height"] / 48)  # noqa: E731
     page.mouse.move(*at(19, 24))
@@ -319,11 +320,7 @@ def _run_edit(page, before: str | None) -> dict:
 
 def test_retarget_reshuffle_texture_and_deep_image_prior_from_the_edit_tab(page, tmp_path):
     data, original = _photo_png()
-    path = tmp_path / "photo.png"
-    path.write_bytes(data)
-    page.click("nav button[data-tab=edit]")
-    page.set_input_files("#edit-file", str(path))
-    playwright.expect(page.locator("#edit-status")).to_contain_text("48×48")
+    _open(page, "edit", data, tmp_path, "48×48")
 
     page.select_option("#edit-form select[name=op]", "retarget")  # the width slider
     page.locator("#edit-form input[name=width_percent]").fill("50")
