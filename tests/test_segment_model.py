@@ -6,8 +6,9 @@ import torch.nn.functional as F
 
 from genlab.data.masks import MaskBatches, MaskSource
 from genlab.errors import GenlabError
-from genlab.models.sam import SamConfig, SamModel, dice_loss, focal_loss
+from genlab.models.sam import SamConfig, SamModel
 from genlab.nn.sam.prompt_encoder import PositionEmbeddingRandom, PromptEncoder
+from genlab.nn.sam.session import dice_loss, focal_loss, loss_iou, mask_losses
 from genlab.train.trainer import TrainConfig, Trainer
 
 from .segment_helpers import TINY_SAM, tiny_sam
@@ -114,11 +115,11 @@ def test_full_resolution_loss_scores_the_upsampled_answer():
     target[..., 10:13, 4:28] = 1  # a bar 3 pixels thick: no 16×16 map draws it exactly after upsampling
     pooled = F.adaptive_avg_pool2d(target, 16)
     logits = torch.logit(pooled.clamp(1e-3, 1 - 1e-3)) * 4
-    full = model.mask_losses(logits, target)
-    assert torch.allclose(full, model.mask_losses(model.upsample(logits), target))
-    assert model.mask_losses(logits, pooled).shape == full.shape  # "low": targets pooled to the logits' side
+    full = mask_losses(model, logits, target)
+    assert torch.allclose(full, mask_losses(model, model.upsample(logits), target))
+    assert mask_losses(model, logits, pooled).shape == full.shape  # "low": targets pooled to the logits' side
     # the pooled answer is perfect at 16×16 and wrong at the edges once upsampled: only "full" sees that
-    assert model.loss_iou(logits, pooled).item() == 1 and model.loss_iou(logits, target).item() < 1
+    assert loss_iou(model, logits, pooled).item() == 1 and loss_iou(model, logits, target).item() < 1
 
 
 @pytest.mark.parametrize("upscale", [4, 8])
