@@ -5,8 +5,9 @@
 
 Accuracy (mIoU over every object and part mask; genlab.eval.segment's interactive protocol): 1, 3 and 5 simulated
 clicks (each click at the point deepest inside the current error; the first answer is 3 masks — ``oracle`` scores
-the best of them, ``chosen`` the one with the highest predicted IoU; later rounds the single mask, with the previous
-logits fed back) and a tight box (oracle, chosen, and the single-mask output); ``click_inside``: the share of
+the best of them, ``chosen`` the one with the highest predicted IoU; ``_any`` the same against the closest object or
+part the click lies in, as a click in a part is also a click in its whole; later rounds the single mask, with the
+previous logits fed back) and a tight box (oracle, chosen, and the single-mask output); ``click_inside``: the share of
 chosen one-click answers that contain their click; ``box_inside``: the share of a box's answer inside the box.
 Test sets, each from a stream that neither training nor its monitoring drew (seed 100): ``shapes``; ``blobs`` —
 ellipses, wobbly blobs, irregular polygons and rings on smooth colour fields; the data engine's ``scenes`` (its
@@ -197,6 +198,7 @@ def targets(result: dict) -> dict:
     classic = result.get("baselines", {}).get("scenes_heldout_kinds", {})
     best_click = max((v.get("miou_1click", 0.0) for v in classic.values()), default=None)
     gap = max((v["miou_1click_oracle"] - v["miou_1click"] for v in sets), default=None)
+    gap_any = max((v["miou_1click_any_oracle"] - v["miou_1click_any"] for v in sets), default=None)
     return {
         # no worse on the shapes than sam-shapes (this benchmark on it: 1 click oracle 0.9055, box single 0.9619)
         "shapes_1click_oracle_ge_0.9055": target(held_out.get("miou_1click_oracle"), lambda v: v >= 0.9055),
@@ -207,6 +209,9 @@ def targets(result: dict) -> dict:
         "heldout_kinds_box_ge_grabcut": target(kinds.get("miou_box"),
                                                lambda v: v >= classic.get("grabcut", {}).get("miou_box", 0)),
         "chosen_within_0.05_of_oracle_everywhere": target(gap, lambda v: v <= 0.05),
+        # the same against any object or part the click lies in: the error of the choice alone, without the
+        # part-or-whole ambiguity no single answer can resolve (genlab.eval.segment)
+        "chosen_within_0.05_of_oracle_any_reading_everywhere": target(gap_any, lambda v: v <= 0.05),
         "click_inside_ge_0.99_everywhere": target(min((v["click_inside"] for v in sets), default=None),
                                                   lambda v: v >= 0.99),
         "decoder_1_thread_le_10ms": target(result.get("cpu", {}).get("decoder_ms_per_prompt_1_thread"),

@@ -26,11 +26,13 @@ def test_segment_targets_not_measured_are_null_never_met():
     timed = accuracy | {"cpu": {"decoder_ms_per_prompt_1_thread": 12.5, "set_image_ms_256x256": 40.0}}
     assert segment.targets(timed)["decoder_1_thread_le_10ms"] is False
     assert segment.targets(timed)["encoder_256_le_100ms"] is True
-    kinds = {"miou_1click": 0.6, "miou_1click_oracle": 0.62, "miou_box": 0.95, "click_inside": 1.0}
+    kinds = {"miou_1click": 0.6, "miou_1click_oracle": 0.62, "miou_box": 0.95, "click_inside": 1.0,
+             "miou_1click_any": 0.6, "miou_1click_any_oracle": 0.7}  # fmt: skip
     base = {"scenes_heldout_kinds": {"flood_fill": {"miou_1click": 0.7}, "grabcut": {"miou_box": 0.9}}}
     got = segment.targets({"scenes_heldout_kinds": kinds, "baselines": base})
     assert got["heldout_kinds_1click_ge_best_classic"] is False and got["heldout_kinds_box_ge_grabcut"] is True
     assert got["chosen_within_0.05_of_oracle_everywhere"] is True and got["click_inside_ge_0.99_everywhere"] is True
+    assert got["chosen_within_0.05_of_oracle_any_reading_everywhere"] is False
     assert set(segment.targets({}).values()) == {None}
 
 

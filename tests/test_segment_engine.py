@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from genlab.data import engine
 from genlab.data.domain import data_domain
@@ -84,6 +85,22 @@ def test_flood_fill_grabcut_and_superpixels_find_a_flat_square():
         flood_fill(image, [(40, 3)], [1])
     with pytest.raises(GenlabError, match="mode"):
         flood_fill(image, [(3, 3)], [1], mode="magic")
+
+
+def test_a_click_in_a_part_reads_as_the_part_or_its_whole():
+    from genlab.eval.segment import _readings
+
+    whole = np.zeros((16, 16), bool)
+    whole[2:14, 2:14] = True
+    part = np.zeros_like(whole)
+    part[6:10, 6:10] = True
+    sample = MaskSample(np.zeros((16, 16, 3), np.float32), np.stack([whole, part, ~whole]),
+                        ("object", "part", "background"))  # fmt: skip
+    answers = torch.from_numpy(np.stack([part, whole, np.zeros_like(whole)]))
+    inside_part = _readings(answers, sample, torch.tensor([7, 7]))
+    assert inside_part.tolist() == [1.0, 1.0, 0.0]  # either reading is right; the empty mask is not
+    outside_part = _readings(answers, sample, torch.tensor([3, 3]))  # only the whole holds this click
+    assert outside_part[0] == pytest.approx(16 / 144) and outside_part[1] == 1.0
 
 
 def test_evaluate_method_scores_a_perfect_and_a_useless_method():

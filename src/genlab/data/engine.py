@@ -10,7 +10,9 @@ copy-paste setting (objects pasted, with their masks, onto a photo). Effects: dr
 JPEG artefacts. Every scene is a pure function of (seed, index, options).
 
 Kinds used for training (:data:`TRAIN_KINDS`): regular and irregular polygons, ellipses, stars, Fourier-boundary
-blobs, thick bars, strokes (thick polylines), and handwritten digits (scikit-learn's digits, upscaled).
+blobs, thick bars, strokes (thick polylines), handwritten digits (scikit-learn's digits, upscaled), *frames* (a
+polygon, star or blob with a polygon-shaped hole), thick circular *arcs*, and *glyphs* (printed digits and symbols
+such as ``#&@%`` drawn from a font; no letters).
 **Held out** (:data:`HELD_OUT_KINDS`, evaluation only): rings (an object with a hole), letters drawn from a font,
 and crescents (a disc with a bite out of it). Photos used for training textures (:data:`TRAIN_PHOTOS`) and the ones
 held out for evaluation (:data:`HELD_OUT_PHOTOS`: the astronaut, the Chinese temple, the flower) never mix.
@@ -31,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
 
-TRAIN_KINDS = ("polygon", "ellipse", "star", "blob", "bar", "stroke", "digit")
+TRAIN_KINDS = ("polygon", "ellipse", "star", "blob", "bar", "stroke", "digit", "frame", "arc", "glyph")
 HELD_OUT_KINDS = ("ring", "letter", "crescent")
 TRAIN_PHOTOS = ("brick", "grass", "gravel", "coffee", "chelsea", "rocket", "camera", "coins", "horse", "moon")
 HELD_OUT_PHOTOS = ("astronaut", "china", "flower")
@@ -145,6 +147,22 @@ def _shape(kind: str, rng: np.random.Generator, cx: float, cy: float, r: float, 
         side = max(2, int(2 * r))
         big = np.asarray(Image.fromarray(glyph).resize((side, side), Image.BICUBIC)) > 0.35
         canvas.paste(Image.fromarray((big * 255).astype(np.uint8)), (int(cx - side / 2), int(cy - side / 2)))
+    elif kind == "frame":  # an object with a hole: a polygon, star or blob outline minus a polygon
+        outer = _shape(str(rng.choice(("polygon", "star", "blob"))), rng, cx, cy, r, size * s)  # at s× already
+        canvas = Image.fromarray((outer * 255).astype(np.uint8))
+        draw = ImageDraw.Draw(canvas)
+        n, k = int(rng.integers(3, 7)), rng.uniform(0.3, 0.55)
+        t = rot + np.arange(n) * 2 * math.pi / n
+        ox, oy = rng.uniform(-0.15, 0.15, 2) * r
+        draw.polygon(list(zip(cx + ox + k * r * np.cos(t), cy + oy + k * r * np.sin(t), strict=True)), fill=0)
+    elif kind == "arc":  # a thick circular arc, 90–300 degrees
+        start = math.degrees(rot)
+        box = (cx - r, cy - r, cx + r, cy + r)
+        draw.arc(box, start, start + rng.uniform(90, 300), fill=255, width=max(2, int(r * rng.uniform(0.2, 0.45))))
+    elif kind == "glyph":
+        glyph = str(rng.choice(list("0123456789#&@%$?+*")))
+        font = ImageFont.load_default(size=max(8, int(2.2 * r)))
+        draw.text((cx, cy), glyph, fill=255, font=font, anchor="mm")
     elif kind == "letter":
         letter = chr(int(rng.choice([rng.integers(65, 91), rng.integers(97, 123)])))
         font = ImageFont.load_default(size=max(8, int(2.2 * r)))
