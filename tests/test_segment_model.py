@@ -8,7 +8,7 @@ from genlab.data.masks import MaskBatches, MaskSource
 from genlab.errors import GenlabError
 from genlab.models.sam import SamConfig, SamModel
 from genlab.nn.sam.prompt_encoder import PositionEmbeddingRandom, PromptEncoder
-from genlab.nn.sam.session import dice_loss, focal_loss, loss_iou, mask_losses
+from genlab.nn.sam.session import dice_loss, focal_loss, loss_iou, mask_losses, session_click
 from genlab.train.trainer import TrainConfig, Trainer
 
 from .segment_helpers import TINY_SAM, tiny_sam
@@ -175,12 +175,29 @@ def test_sampled_round_loss_is_cheaper_but_still_reaches_the_mask_prompt():
     pytest.fail("no later round was trained in 20 draws")
 
 
+def test_distractor_clicks_are_negative_and_off_both_the_answer_and_the_target():
+    gt = torch.zeros(64, 16, 16, dtype=torch.bool)
+    gt[:, 4:10, 4:10] = True
+    answer = gt.clone()
+    answer[:, 4:10, 10:12] = True  # spills two columns to the right
+    torch.manual_seed(0)
+    plain, plain_label = session_click(answer, gt, 0.0)  # in the error region: the spill, so a negative click
+    assert (plain_label == 0).all() and ((plain[:, 0] >= 10) & (plain[:, 0] < 12)).all()
+    far, far_label = session_click(answer, gt, 1.0)
+    x, y = far[:, 0].long(), far[:, 1].long()
+    rows = torch.arange(64)
+    assert (far_label == 0).all() and not (gt[rows, y, x] | answer[rows, y, x]).any()
+    some, _ = session_click(answer, gt, 0.5)
+    assert 0 < (some != plain).any(dim=1).sum() < 64  # about half the clicks moved off the spill
+
+
 @pytest.mark.parametrize(
     "bad, needle",
     [
         ({"image_size": 36}, "multiple of the encoder stride 8"),
         ({"stage_channels": "16"}, "at least two"),
         ({"box_prob": 1.5}, "box_prob"),
+        ({"distractor_prob": -0.1}, "distractor_prob"),
         ({"rounds": 0}, "rounds"),
         ({"loss_resolution": "half"}, "choose full or low"),
         ({"mask_upscale": 2}, "power of 2 from 4 to the encoder stride 8"),

@@ -70,6 +70,7 @@ class SamConfig:
     every_round_loss: bool = False  # True: SAM's loss on every round; False: the first round and one random later one
     box_prob: float = 0.5  # chance that the first prompt is a box rather than a point
     box_noise: float = 0.1  # box corner noise, a fraction of the box side (SAM: 0.1)
+    distractor_prob: float = 0.0  # chance that a later click is a negative one on background already left out
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0
@@ -106,6 +107,7 @@ class SamConfig:
                 "rounds": Range(1, 1024),
                 "box_prob": FRACTION,
                 "box_noise": FRACTION,
+                "distractor_prob": FRACTION,
                 "focal_weight": NONNEGATIVE,
                 "dice_weight": NONNEGATIVE,
                 "iou_weight": NONNEGATIVE,
@@ -132,7 +134,7 @@ class SamConfig:
             raise GenlabError("sam: rounds, masks_per_image and max_objects must be at least 1")
         if self.loss_resolution not in ("full", "low"):
             raise GenlabError(f"sam: loss_resolution={self.loss_resolution!r}; choose full or low")
-        for name in ("part_prob", "box_prob", "box_noise"):
+        for name in ("part_prob", "box_prob", "box_noise", "distractor_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise GenlabError(f"sam: {name} must be in [0, 1]")
 
@@ -147,7 +149,7 @@ class SamModel(GenerativeModel):
     data_help = "shapes, blobs, scenes (the data engine), a mixture (scenes,shapes) or a folder with images/ and masks/"
     unit = "img"
     presets = {
-        # 64×64 shapes on a 2-core CPU in about an hour and a half (docs/segment.md, the shipped sam-shapes model)
+        # 64×64 scenes on a 2-core CPU in about an hour and a half (docs/segment.md; the shipped sam-scenes: two runs)
         "tiny": dict(
             mask_upscale=8,  # masks at the image's side (docs/segment.md, "Masks at full resolution")
             steps=6000,

@@ -3,7 +3,9 @@
 
 The first prompt is a point or a (noisy) box; each later round adds a point sampled from the error region of the
 previous answer and feeds that answer's logits back as a mask prompt; a round without a new point ends the session
-(and, past 8 rounds, one more is inserted at random, as SAM's 11 rounds do). With ``every_round_loss`` every round
+(and, past 8 rounds, one more is inserted at random, as SAM's 11 rounds do); with ``distractor_prob`` some later
+clicks are negative ones on background the answer already leaves out (not in SAM: users click so, and a model that
+never saw it may drop the object). With ``every_round_loss`` every round
 is trained, as in SAM; without it (the CPU preset) the first round and one later round drawn at random are, which
 estimates the same objective at a fraction of the cost (the answers fed back are detached either way). Mask loss
 20·focal + 1·dice, on the logits upsampled to the image's side (``loss_resolution``); for a one-prompt first round
@@ -50,6 +52,18 @@ def loss_iou(model: Any, logits: torch.Tensor, target: torch.Tensor) -> torch.Te
     if target.shape[-1] != logits.shape[-1]:
         logits = model.upsample(logits)
     return mask_iou(logits > 0, target > 0.5)
+
+
+def session_click(answer: torch.Tensor, gt: torch.Tensor, distractor_prob: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A later round's click for each ``P×H×W`` answer: in its error region (:func:`random_clicks`), or, with
+    probability ``distractor_prob``, a negative click on background that neither the answer nor the target covers —
+    what a user does who clicks "not this" far from the object, and which should change nothing."""
+    new, label = random_clicks(answer, gt)
+    if not distractor_prob:
+        return new, label
+    far, found = random_points(~gt & ~answer)
+    swap = found & (torch.rand(len(gt), device=gt.device) < distractor_prob)
+    return torch.where(swap[:, None], far, new), torch.where(swap, torch.zeros_like(label), label)
 
 
 def session_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -104,7 +118,7 @@ def session_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     for r in range(1, last + 1):
         if r not in refine:
             answer = model.upsample(previous)[:, 0] > 0
-            new, new_label = random_clicks(answer, gt)
+            new, new_label = session_click(answer, gt, c.distractor_prob)
             coords = torch.cat([coords, new[:, None]], dim=1)
             labels = torch.cat([labels, new_label[:, None]], dim=1)
         trained = c.every_round_loss or r == last
