@@ -53,7 +53,7 @@ def score(predictor, samples, pred_iou: float, stability: float) -> dict:  # noq
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="checkpoint directory (default: the shipped sam-shapes)")
+    parser.add_argument("--model", help="checkpoint directory (default: the shipped sam-scenes)")
     parser.add_argument("--scenes", type=int, default=80, help="scenes, split over two held-out streams")
     parser.add_argument("--data", default="shapes", choices=GENERATED, help="the generated set to score on")
     parser.add_argument("--pred-iou", default="0.3,0.4,0.5,0.6", help="predicted-IoU thresholds to try")
@@ -70,7 +70,7 @@ def main() -> None:
             rows.append(score(predictor, samples, a, b))
             print(json.dumps(rows[-1]), file=sys.stderr)
     result = {
-        "model": str(args.model or "sam-shapes"),
+        "model": str(args.model or "sam-scenes"),
         "data": args.data,
         "scenes": args.scenes,
         "defaults": {"pred_iou_thresh": defaults.pred_iou_thresh, "stability_thresh": defaults.stability_score_thresh},

@@ -99,7 +99,7 @@ def evaluate_prompts(
         add("miou_1click", true[rows, pick].cpu().numpy())
         xy = points[:, 0].long().to(dev)  # the first click: a pixel centre inside the target
         add("click_inside", masks[rows, pick, xy[:, 1], xy[:, 0]].float().cpu().numpy())
-        readings = torch.stack([_readings(masks[r], samples[i], xy[r]) for r, (i, _, _) in enumerate(chunk)])
+        readings = torch.stack([_readings(masks[r], samples[i], gt[r], xy[r]) for r, (i, _, _) in enumerate(chunk)])
         add("miou_1click_any_oracle", readings.max(dim=1).values.cpu().numpy())
         add("miou_1click_any", readings[rows, pick].cpu().numpy())
         pred_true.extend(zip(pred_iou.flatten().tolist(), true.flatten().tolist(), strict=True))
@@ -142,12 +142,12 @@ def evaluate_prompts(
     return out
 
 
-def _readings(masks: torch.Tensor, sample: MaskSample, xy: torch.Tensor) -> torch.Tensor:
+def _readings(masks: torch.Tensor, sample: MaskSample, target: np.ndarray, xy: torch.Tensor) -> torch.Tensor:
     """The IoU of each of ``masks`` (``K×H×W``) with the closest object or part of ``sample`` that holds the click
-    ``xy`` → ``K``."""
+    ``xy`` (the ``target`` the click was made for among them) → ``K``."""
     x, y = int(xy[0]), int(xy[1])
     valid = [m for m, r in zip(sample.masks, sample.roles, strict=True) if r != "background" and m[y, x]]
-    gt = torch.from_numpy(np.stack(valid)).to(masks.device)
+    gt = torch.from_numpy(np.stack([target, *valid])).to(masks.device)
     return mask_iou(masks[:, None], gt[None]).max(dim=1).values
 
 
