@@ -142,4 +142,4 @@ def test_check_domain_warns_or_only_returns_its_line():
         warnings.simplefilter("always")
         quiet = check_domain(model, photo, "a photo", warn=False)
         loud = check_domain(model, photo, "a photo")
-    assert quiet == loud and "sam-shapes knows only" in quiet and len(caught) == 1
+    assert quiet == loud and "sam-scenes knows only" in quiet and len(caught) == 1

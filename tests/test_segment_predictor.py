@@ -1,4 +1,4 @@
-"""The predictor and automatic masks, on the shipped model (src/genlab/assets/sam-shapes)."""
+"""The predictor and automatic masks, on the shipped model (src/genlab/assets/sam-scenes)."""
 
 import numpy as np
 import pytest

@@ -21,8 +21,7 @@ DEFAULTS: dict[str, str] = {
     "clip": "clip-shapes",  # genlab classify image
     "features": "features-shapes",  # the perceptual loss of genlab train autoencoder
     "attributes": "attributes-shapes",  # the judge of genlab eval text2image
-    "segment": "sam-shapes",  # genlab segment, genlab.SegmentPredictor
-    "segment-scenes": "sam-scenes",  # genlab segment --model sam-scenes (the data engine's scenes); the demo's photos
+    "segment": "sam-scenes",  # genlab segment, genlab.SegmentPredictor; the demo's shapes and photos
     "chat": "chat-kjv",  # genlab chat, genlab label pairs
     "chat-rlhf": "chat-kjv-rlhf",  # genlab chat --model chat-kjv-rlhf; the demo's RLHF column
 }

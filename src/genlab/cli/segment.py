@@ -187,8 +187,8 @@ def add_segment(sub: argparse._SubParsersAction) -> None:
         "or box is answered by the light mask decoder. Coordinates are pixels of IMAGE: x to the right, y down. "
         "One click is ambiguous (the whole object or a part of it?): the model proposes 3 masks with a predicted IoU "
         "each and keeps the best, or all 3 with --multimask. --all prompts a grid of points and keeps the confident, "
-        "stable, distinct masks. The default model is the shipped sam-shapes (64×64 drawn shapes; see its "
-        "MODEL_CARD.md); train your own with `genlab train segment`.",
+        "stable, distinct masks. The default model is the shipped sam-scenes (64×64 drawn scenes: shapes and "
+        "objects on flat, textured and photo backgrounds; see its MODEL_CARD.md); train your own with `genlab train segment`.",
         epilog="""examples:   (scene.png: a 64×64 drawn scene, what the shipped model knows; photos need your own model)
   genlab segment scene.png --point 32,36 --out mask.png                     # one foreground click → the best mask
   genlab segment scene.png --point 32,36 --point 5,5,0 --out mask.png --json   # L: 1 foreground, 0 background
@@ -228,7 +228,7 @@ stability_score (and point_coords for --all). --json prints the same figures and
     p.add_argument("--all", action="store_true", help="segment everything (automatic mask generation)")
     p.add_argument("--out", help="mask.png, a folder/ (one PNG per mask + overlay.png), or a .json file")
     p.add_argument("--format", default="png", choices=FORMATS, help="png masks/overlay, COCO RLE JSON, or polygon JSON")
-    p.add_argument("--model", help="checkpoint directory (default: the shipped sam-shapes)")
+    p.add_argument("--model", help="checkpoint directory (default: the shipped sam-scenes)")
     p.add_argument(
         "--points-per-side", type=Num(int, 1, 256), default=16, dest="points_per_side", help="--all: grid of N×N points"
     )

@@ -65,7 +65,6 @@ def _panel(out_dir: Path, name: str, image: np.ndarray, masks: list[np.ndarray],
 
 
 def segment_section(out_dir: Path, seed: int) -> str:
-    from genlab.checkpoint import load_model
     from genlab.segment.automatic import AutomaticMaskGenerator
     from genlab.segment.predictor import SegmentPredictor
 
@@ -113,13 +112,14 @@ def segment_section(out_dir: Path, seed: int) -> str:
     records = everything.generate(scene.image)
     auto_s = time.perf_counter() - start
     auto = _panel(out_dir, "seg_everything.png", scene.image, [r["segmentation"] for r in records])
-    photo = _photo_panel(out_dir, SegmentPredictor(load_model(task="segment-scenes")), seed)
+    photo = _photo_panel(out_dir, predictor, seed)
     c = predictor.model.config
     return (
         "<h2>Segmentation: Segment-Anything-style promptable masks</h2>"
         f"<p>A SAM-shaped model ({predictor.model.num_params() / 1e6:.2f} M parameters: a {c.encoder_depth}-block "
-        f"hybrid ViT encoder, a two-way transformer decoder) trained from scratch by genlab on {size}×{size} drawn "
-        f"shapes. The image is encoded once ({encoder_ms:.1f} ms here, warm); each prompt then takes the decoder "
+        f"hybrid ViT encoder, a two-way transformer decoder, a mask-quality head) trained from scratch by genlab on "
+        f"{size}×{size} drawn shapes and the data engine's scenes (objects on flat, textured and photo backgrounds). "
+        f"The image is encoded once ({encoder_ms:.1f} ms here, warm); each prompt then takes the decoder "
         f"{decoder_ms:.1f} ms (warm). Shown {SCALE}× larger. Try: "
         f"<code>genlab segment photo.png --point 120,80 --multimask --out masks/</code></p>"
         "<h3>One click on a part is ambiguous: the whole object and the part, two of its three masks</h3>"
@@ -136,9 +136,7 @@ def segment_section(out_dir: Path, seed: int) -> str:
         f"<td>{blob_auto}<br>{len(blob_records)} masks ({html.escape('blobs')}: a generator never trained on)</td>"
         "</tr></table>"
         "<h3>On photos: objects pasted onto a photo never seen in training (the data engine's held-out set)</h3>"
-        "<p>With <code>sam-scenes</code>, trained on the data engine's scenes as well as the shapes "
-        "(<code>genlab segment photo.png --point X,Y --model sam-scenes</code>); the shapes model above knows "
-        "flat-coloured shapes only and finds little here.</p>"
+        "<p>The same model; one click on each object, the mask a user gets, and its IoU against the truth.</p>"
         f"{photo}"
     )
 

@@ -1,7 +1,7 @@
 """``SegmentPredictor``: encode an image once, then answer any number of prompts in milliseconds (SAM §3).
 
     >>> import genlab
-    >>> p = genlab.SegmentPredictor.load()              # the shipped model (assets/sam-shapes)
+    >>> p = genlab.SegmentPredictor.load()              # the shipped model (assets/sam-scenes)
     >>> p.set_image("photo.png")                         # a path, a PIL image or an H×W[×C] array
     >>> masks, scores, logits = p.predict(points=[[120, 80]], labels=[1], multimask=True)
     >>> masks2, _, _ = p.predict(points=[[120, 80], [200, 40]], labels=[1, 0], mask_input=logits[scores.argmax()])
@@ -94,7 +94,7 @@ class SegmentPredictor:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, device: str | None = None) -> SegmentPredictor:
-        """The predictor of a checkpoint directory (default: the shipped ``sam-shapes`` model)."""
+        """The predictor of a checkpoint directory (default: the shipped ``sam-scenes`` model)."""
         from genlab.checkpoint import load_model
 
         return cls(load_model(path, task="segment", device=device))
