@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.data.chat import END, SPECIALS, Conversation, Message, load_conversations, prompt_text, render
+from genlab.data.chat_batches import join_batch
 from genlab.data.text import load_text, split_text
 from genlab.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer, with_specials
 from genlab.errors import GenlabError, GenlabWarning
@@ -362,21 +363,6 @@ def grow_embeddings(state: dict[str, torch.Tensor], vocab_size: int) -> dict[str
         return state
     grown = torch.cat([old, old.mean(0, keepdim=True).expand(vocab_size - old.shape[0], -1)])
     return state | {"wte.weight": grown, "lm_head.weight": grown}
-
-
-def join_batch(
-    prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompt+response token rows, right-padded: ids ``B×T`` and ``B×(T-1)`` a mask over the targets that are
-    response tokens (so ``(sequence_logprobs(ids) * mask).sum(1)`` is log p(response | prompt))."""
-    rows = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
-    T = max(len(r) for r in rows)
-    ids = torch.full((len(rows), T), pad, dtype=torch.long)
-    mask = torch.zeros(len(rows), T - 1)
-    for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
-        ids[i, : len(p) + len(r)] = torch.tensor(rows[i])
-        mask[i, len(p) - 1 : len(p) + len(r) - 1] = 1.0
-    return ids, mask
 
 
 def end_rate(model: ChatLM, prompts: list[str], *, seed: int = 0, max_tokens: int = 96) -> float:

@@ -32,11 +32,10 @@ from typing import Any
 import torch
 
 from genlab.config import FRACTION, NONNEGATIVE, Range, check_ranges
-from genlab.data.chat import END, held_out, load_prompts, prompt_text
-from genlab.data.pairs import read_pairs
+from genlab.data.chat_batches import TokenPairs, TokenPrompts, encode_pairs, encode_prompts, join_batch
 from genlab.errors import GenlabError, GenlabWarning
 from genlab.models.base import Flag, GenerativeModel, Part, TrainingData, TrainOptions, load_state_strict
-from genlab.models.chat import ChatConfig, ChatLM, join_batch
+from genlab.models.chat import ChatConfig, ChatLM
 from genlab.models.gpt import GPTConfig
 from genlab.nn import rl
 from genlab.runtime import mean_over_ranks
@@ -82,35 +81,6 @@ class RLHFConfig(ChatConfig):
                               "log-probabilities differ from the rollout's before any step")  # fmt: skip
         if self.adaptive_kl and self.kl_coef == 0:
             raise GenlabError("rlhf: adaptive_kl scales kl_coef, so it needs kl_coef > 0")
-
-
-@dataclass
-class Prompts:
-    """PPO's data: user prompts and their template token ids (``prompt_text``)."""
-
-    texts: list[str]
-    ids: list[list[int]]
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-@dataclass
-class Pairs:
-    """DPO's data: per pair the prompt's template ids and the chosen and rejected answers' ids (``text + END``)."""
-
-    prompt: list[list[int]]
-    chosen: list[list[int]]
-    rejected: list[list[int]]
-
-    def __len__(self) -> int:
-        return len(self.prompt)
-
-    def batch(self, rows: list[int]) -> dict[str, torch.Tensor]:
-        """The chosen answers then the rejected ones: ids ``2B×T`` and the answer-token mask ``2B×(T-1)``."""
-        prompts = [self.prompt[r] for r in rows]
-        ids, mask = join_batch(prompts * 2, [self.chosen[r] for r in rows] + [self.rejected[r] for r in rows])
-        return {"ids": ids, "mask": mask}
 
 
 def _seed(*parts: int) -> int:
@@ -205,8 +175,10 @@ class RLHF(ChatLM):
                 raise GenlabError(f"--reward: its context ({context} tokens) is shorter than the --policy model's "
                                   f"({config.block_size})")  # fmt: skip
         fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
-        read = _prompt_data if config.method == "ppo" else _pair_data
-        data = read(source, tok, config, fraction)
+        if config.method == "ppo":
+            data = TrainingData(*encode_prompts(source, tok, config.block_size - config.max_new_tokens, fraction))
+        else:
+            data = TrainingData(*encode_pairs(source, tok, config.block_size, fraction))
         data.cache["tokenizer"] = tok
         data.run |= {"tokenizer": tok.kind, "template": "genlab-chat", "method": config.method}
         return data
@@ -224,14 +196,14 @@ class RLHF(ChatLM):
 
     def batches(self, data: TrainingData, *, batch_size: int, seed: int, rank: int) -> Callable[[int], Any]:
         if self.config.method == "dpo":
-            pairs: Pairs = data.train
+            pairs: TokenPairs = data.train
 
             def pair_batch(i: int) -> dict[str, torch.Tensor]:
                 g = torch.Generator().manual_seed(_seed(seed, rank, i))
                 return pairs.batch(torch.randint(len(pairs), (batch_size,), generator=g).tolist())
 
             return pair_batch
-        prompts: Prompts = data.train
+        prompts: TokenPrompts = data.train
         minibatches = math.ceil(self.config.rollout / batch_size)
         current: dict[str, Any] = {}
 
@@ -273,7 +245,7 @@ class RLHF(ChatLM):
         return {"logp": logp, "ref": ref, "values": values, "entropy": rl.entropy(logits), "score": score,
                 "kl": kl, "last": last}  # fmt: skip
 
-    def draw_rollout(self, prompts: Prompts, *, seed: int) -> dict[str, torch.Tensor]:
+    def draw_rollout(self, prompts: TokenPrompts, *, seed: int) -> dict[str, torch.Tensor]:
         """A rollout of the current policy on ``rollout`` prompts: answers, their per-token rewards, GAE advantages
         (whitened) and returns; its figures go to :meth:`train_metrics`."""
         c = self.config
@@ -368,13 +340,13 @@ class RLHF(ChatLM):
         return out
 
     @torch.no_grad()
-    def evaluate(self, val: Prompts | Pairs, *, batches: int = 20, batch_size: int = 64) -> dict[str, Any]:
+    def evaluate(self, val: TokenPrompts | TokenPairs, *, batches: int = 20, batch_size: int = 64) -> dict[str, Any]:
         """PPO: the reward model's mean score and the KL (nats per answer) of one answer sampled (seed 0) to each of
         the first ``batches × batch_size`` held-out prompts, and the reference's score there (where the policy
         started); DPO: every held-out pair's figures."""
         if len(val) == 0:
             return {}
-        if isinstance(val, Prompts):
+        if isinstance(val, TokenPrompts):
             prompts = val.ids[: batches * batch_size]
             s = self.score(*self.answer(prompts, torch.Generator(device=self.device).manual_seed(0)))
             key = ("start", len(prompts))
@@ -414,46 +386,3 @@ def _rows(rollout: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, tor
     mask = rollout["mask"][rows]
     width = int(mask.nonzero()[:, 1].max()) + 1
     return {k: v[rows, : width + 1] if k == "ids" else v[rows, :width] for k, v in rollout.items()}
-
-
-def _prompt_data(source: str, tok: Any, config: RLHFConfig, fraction: float) -> TrainingData:
-    """Prompts that leave ``max_new_tokens`` of the context for the answer, split by content into train and val."""
-    limit = config.block_size - config.max_new_tokens
-    texts = load_prompts(source)
-    kept = [(t, ids) for t in texts if len(ids := tok.encode(prompt_text(t))) <= limit]
-    if not kept:
-        raise GenlabError(f"--prompts {source}: every prompt is longer than the {limit} tokens the context leaves "
-                          "(block_size − max_new_tokens)")  # fmt: skip
-    val = [(t, i) for t, i in kept if held_out("rlhf:" + t, fraction)]
-    train = [(t, i) for t, i in kept if not held_out("rlhf:" + t, fraction)]
-    if not train:
-        raise GenlabError(f"--prompts {source}: every prompt is held out; lower --val-fraction")
-    skipped = len(texts) - len(kept)
-    describe = f"{len(texts):,} prompts: {len(train):,} to train on, {len(val):,} held out" + (
-        f"; {skipped} longer than the context leaves skipped" if skipped else ""
-    )
-    as_prompts = lambda rows: Prompts([t for t, _ in rows], [i for _, i in rows])  # noqa: E731
-    return TrainingData(as_prompts(train), as_prompts(val), describe)
-
-
-def _pair_data(source: str, tok: Any, config: RLHFConfig, fraction: float) -> TrainingData:
-    """Preference pairs that fit the context, split by (system, prompt) so one prompt's pairs stay together."""
-    pairs = read_pairs(source)
-    train, val = Pairs([], [], []), Pairs([], [], [])
-    for p in pairs:
-        x = tok.encode(prompt_text(p.prompt, p.system))
-        w, l_ = tok.encode(p.chosen + END), tok.encode(p.rejected + END)
-        if len(x) + max(len(w), len(l_)) > config.block_size + 1:
-            continue
-        part = val if held_out(f"rlhf:{p.system}:{p.prompt}", fraction) else train
-        part.prompt.append(x)
-        part.chosen.append(w)
-        part.rejected.append(l_)
-    skipped = len(pairs) - len(train) - len(val)
-    if skipped:
-        warnings.warn(f"{skipped} of {len(pairs)} pairs are longer than the model's context and were left out",
-                      GenlabWarning, stacklevel=3)  # fmt: skip
-    if not len(train):
-        raise GenlabError(f"--data {source}: no pair fits the context and the training part (lower --val-fraction?)")
-    describe = f"{len(pairs):,} preference pairs: {len(train):,} to train on, {len(val):,} held out"
-    return TrainingData(train, val, describe)
