@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from .fuzz_cli import VERBS, commands
 from .fuzz_sandbox import drop_read_only, make_template, read_only_works, run_in_sandbox
 
-EXAMPLES_PER_VERB = 25  # × 22 verbs = 550 runs: about 2 minutes on 2 cores (docs/benchmarks.md)
+EXAMPLES_PER_VERB = 25  # × 25 verbs = 625 runs: about 2 minutes on 2 cores (docs/benchmarks.md)
 TIMEOUT_S = 15.0  # a run the fuzzer stops after this long fails ("timeout"): a huge count nobody refused
 
 
