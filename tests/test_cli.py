@@ -202,6 +202,9 @@ ERROR_LINE = re.compile(r"^genlab: error: ")
         ("segment {tmp}/in.png --all --pred-iou-thresh nan --out {tmp}/x.png", "--pred-iou-thresh"),
         ("edit nnf --a {tmp}/in.png --b {tmp}/in.png --iterations=-1 --out {tmp}/x.png", "--iterations"),
         ("edit texture --sample {tmp}/in.png --size 16x16 --tolerance nan --out {tmp}/x.png", "--tolerance"),
+        # argparse reads a value that starts with '-' as an option: the error says how to write it
+        ("segment {tmp}/in.png --box -5,3,20,20 --out {tmp}/x.png", "is written --box=VALUE"),
+        ("segment {tmp}/in.png --box=-5,3,20,20 --out {tmp}/x.png", "outside the 32×32 image"),
     ],
 )
 def test_a_bad_option_value_is_exit_2_with_one_line_naming_the_option(cli, tmp_path, command, option):

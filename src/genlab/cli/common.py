@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from typing import Any, NoReturn
 
 from genlab import memory
@@ -117,6 +118,9 @@ class GenlabParser(argparse.ArgumentParser):
         self.register("type", int, Num(int))
 
     def error(self, message: str) -> NoReturn:
+        missing = re.fullmatch(r"argument (--[\w-]+)(?:/\S+)?: expected one argument", message)
+        if missing:  # argparse reads `--box -5,0,9,9` as two options: say how to give such a value
+            message += f" (a value that starts with '-' is written {missing.group(1)}=VALUE)"
         self.exit(2, f"genlab: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
