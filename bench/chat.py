@@ -7,9 +7,9 @@ the comparison), timed per stage; one JSON object on stdout with the targets bes
 
 Every stage is the ``genlab`` command a user would type (run as a subprocess, ``--json``), its output in ``--out``:
   sft      genlab train chat --data chatterbot --init gpt-kjv --set dropout=0.2        → sft/
-  pairs    genlab label pairs --model sft --judge sentiment --n 16, on each half of prompts:train → pairs-a.jsonl,
+  pairs    genlab label pairs --model sft --judge sentiment --n 48, on each half of prompts:train → pairs-a.jsonl,
            pairs-b.jsonl (halves split by a hash of the prompt: A for the training reward model, B the held-out one)
-  rm       genlab train reward --init sft on pairs A (seed 0) and on pairs B (seed 1)       → rm/, rm2/
+  rm       genlab train reward --init sft --steps 200 on pairs A (seed 0) and on pairs B (seed 1)   → rm/, rm2/
   ppo      genlab train rlhf --method ppo --policy sft --reward rm --prompts prompts:train  → ppo/
   dpo      genlab train rlhf --method dpo --policy sft --data pairs-a.jsonl --set beta=B --steps 864, B = 0.1 and 0.3
                                                                                     → dpo-beta0.1/, dpo-beta0.3/
@@ -50,9 +50,11 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "compare")
 QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "rlhf_steps": 16, "dpo_steps": 16, "prompts": 16,
          "best_of": "1,4,16"}  # fmt: skip
-# DPO: three passes of the tiny preset's 288 steps (about a third of pairs A); PPO: the preset
-FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": None, "rlhf_steps": None, "dpo_steps": 864,
+# DPO: three passes of the tiny preset's 288 steps; PPO: the preset; the reward models: 200 of the preset's 250
+# steps (48 answers a prompt make a step 3× the cost of 16's; 200 keeps the pipeline under an hour on 2 cores)
+FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": 200, "rlhf_steps": None, "dpo_steps": 864,
         "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
+PAIR_ANSWERS = 48  # answers sampled a prompt for the pairs: 16 gave the reward model ~5,000 distinct answers, too few
 DPO_BETAS = (0.1, 0.3)  # DPO at several β: points of the frontier (the DPO paper's Figure 2)
 RLHF_RUNS = ("ppo", *(f"dpo-beta{b}" for b in DPO_BETAS))
 SPLIT_KEY = "reward-model-half:"  # prompts:train's halves: held_out(SPLIT_KEY + prompt, 0.5) is half B
@@ -201,8 +203,8 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
                 (out / f"prompts-{half}.txt").write_text("\n".join(prompts) + "\n", encoding="utf-8")
                 limit = [] if cfg["pair_prompts"] is None else ["--limit", str(cfg["pair_prompts"])]
                 s = genlab("label", "pairs", "--model", out / "sft", "--prompts", out / f"prompts-{half}.txt",
-                           "--judge", "sentiment", "--n", 16, "--seed", seed, "--out", out / f"pairs-{half}.jsonl",
-                           *limit)  # fmt: skip
+                           "--judge", "sentiment", "--n", PAIR_ANSWERS, "--seed", seed,
+                           "--out", out / f"pairs-{half}.jsonl", *limit)  # fmt: skip
                 result["pairs"][half] = {"prompts_in_half": len(prompts)} | s
         elif stage == "rm":
             result["rm"] = {}

@@ -112,3 +112,20 @@ def test_a_reward_model_draws_no_samples(trained):
     rm = load_model(trained["rm"], task="reward")
     with pytest.raises(GenlabError, match="draws no samples"):
         rm.sample(1, "hi")
+
+
+@pytest.mark.parametrize("overrides, dropout", [({}, 0.0), ({"dropout": 0.3}, 0.3)])
+def test_a_reward_model_keeps_its_own_dropout_not_the_sft_models(tmp_path, overrides, dropout):
+    """chat-kjv trained with dropout 0.2; a reward model started from it takes its shape but not that (init_keeps),
+    unless --set gives one; a chat model fine-tuned from it keeps it."""
+    from genlab.assets import default_model
+    from genlab.train.runs import plan_run
+
+    sft = default_model("chat")
+    assert json.loads((sft / "config.json").read_text())["config"]["dropout"] == 0.2
+    plan = plan_run(tmp_path / "rm", modality="reward", family="reward", preset="tiny", overrides=overrides,
+                    resume=False, init=sft)  # fmt: skip
+    assert plan.model_config.dropout == dropout and plan.model_config.n_embd == 192
+    chat = plan_run(tmp_path / "sft2", modality="chat", family="chat", preset="tiny", overrides={}, resume=False,
+                    init=sft)  # fmt: skip
+    assert chat.model_config.dropout == 0.2

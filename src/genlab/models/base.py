@@ -100,6 +100,8 @@ class GenerativeModel(nn.Module):
         fine_tunes: ``genlab train --init DIR`` may start a run from a checkpoint (see ``init_families``).
         init_families: the families whose checkpoints ``--init`` accepts (default: the family itself); the model
                   config is taken from the checkpoint's fields this family shares, and ``init_from`` copies weights.
+        init_keeps: config fields a run does not take from its ``--init`` checkpoint: they keep this family's
+                  preset value (or ``--set``'s) — a training setting the source's training chose for itself.
         flags:    ``genlab train`` options the family adds (see :class:`Flag`), by option name.
         ddp_find_unused_parameters: some parameters get no gradient on some steps (a critic that starts late).
 
@@ -125,6 +127,7 @@ class GenerativeModel(nn.Module):
     val_fraction: ClassVar[float] = 0.1
     fine_tunes: ClassVar[bool] = False
     init_families: ClassVar[tuple[str, ...]] = ()
+    init_keeps: ClassVar[tuple[str, ...]] = ()
     flags: ClassVar[dict[str, Flag]] = {}
     ddp_find_unused_parameters: ClassVar[bool] = False
     no_samples: ClassVar[str] = ""

@@ -94,7 +94,10 @@ def plan_run(
                 f"--init {init}: holds a model of family {saved.get('family')!r}; a {cls.family} run starts from "
                 + " or ".join(accepted)
             )
+        own = {name: getattr(mcfg, name) for name in cls.init_keeps}  # the preset's (and --set's) values
         mcfg = from_dict(cls.Config, saved["config"], source=str(Path(init) / CONFIG_FILE))
+        for name, value in own.items():
+            setattr(mcfg, name, value)
         apply_overrides([mcfg], {k: v for k, v in overrides.items() if k in field_names(mcfg)})
     return RunPlan(cls, mcfg, tcfg, False, {}, set(overrides), replace)
 
