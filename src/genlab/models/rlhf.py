@@ -343,7 +343,9 @@ class RLHF(ChatLM):
     def evaluate(self, val: TokenPrompts | TokenPairs, *, batches: int = 20, batch_size: int = 64) -> dict[str, Any]:
         """PPO: the reward model's mean score and the KL (nats per answer) of one answer sampled (seed 0) to each of
         the first ``batches × batch_size`` held-out prompts, and the reference's score there (where the policy
-        started); DPO: every held-out pair's figures."""
+        started); DPO: the figures of ``batches × batch_size`` held-out pairs spread evenly over them (all of them
+        when fewer: 48 answers a prompt give thousands, and scoring them all at every evaluation cost more than
+        training)."""
         if len(val) == 0:
             return {}
         if isinstance(val, TokenPrompts):
@@ -356,14 +358,16 @@ class RLHF(ChatLM):
                 self._start_reward[key] = ref["score"].mean().item()
             return {"val_reward": s["score"].mean().item(), "val_kl": s["kl"].mean().item(),
                     "val_reward_start": self._start_reward[key]}  # fmt: skip
+        n = min(len(val), batches * batch_size)
+        picked = torch.linspace(0, len(val) - 1, n).round().long().tolist()  # every prompt's pairs, not the first few
         sums: dict[str, float] = {}
-        for start in range(0, len(val), batch_size):
-            rows = list(range(start, min(start + batch_size, len(val))))
+        for start in range(0, n, batch_size):
+            rows = picked[start : start + batch_size]
             batch = {k: v.to(self.device) for k, v in val.batch(rows).items()}
             loss, figures = self._dpo_figures(batch)
             for k, v in {"loss": loss, **figures}.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(rows)
-        return {f"val_{k}": v / len(val) for k, v in sums.items()}
+        return {f"val_{k}": v / n for k, v in sums.items()} | {"val_pairs": n}
 
     def final_figures(self, data: TrainingData, evals: dict[str, Any]) -> dict[str, Any]:
         """The last held-out figures (without held-out data: the training data's); DPO warns when both the chosen
