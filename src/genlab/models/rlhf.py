@@ -42,6 +42,7 @@ from genlab.runtime import mean_over_ranks
 from genlab.sampling.text import generate_batch
 
 METHODS = ("ppo", "dpo")
+DPO_EVAL_PAIRS = 1024  # held-out pairs a DPO evaluation scores (at most)
 OWN = ("value_head.weight", "value_head.bias", "kl_coef_now")  # what an RLHF model holds beyond its policy
 
 
@@ -343,9 +344,9 @@ class RLHF(ChatLM):
     def evaluate(self, val: TokenPrompts | TokenPairs, *, batches: int = 20, batch_size: int = 64) -> dict[str, Any]:
         """PPO: the reward model's mean score and the KL (nats per answer) of one answer sampled (seed 0) to each of
         the first ``batches × batch_size`` held-out prompts, and the reference's score there (where the policy
-        started); DPO: the figures of ``batches × batch_size`` held-out pairs spread evenly over them (all of them
-        when fewer: 48 answers a prompt give thousands, and scoring them all at every evaluation cost more than
-        training)."""
+        started); DPO: the figures of :data:`DPO_EVAL_PAIRS` held-out pairs (or ``batches × batch_size`` if more)
+        spread evenly over them, all of them when fewer (48 answers a prompt give thousands: scoring them all at
+        every evaluation cost more than the training)."""
         if len(val) == 0:
             return {}
         if isinstance(val, TokenPrompts):
@@ -358,7 +359,7 @@ class RLHF(ChatLM):
                 self._start_reward[key] = ref["score"].mean().item()
             return {"val_reward": s["score"].mean().item(), "val_kl": s["kl"].mean().item(),
                     "val_reward_start": self._start_reward[key]}  # fmt: skip
-        n = min(len(val), batches * batch_size)
+        n = min(len(val), max(batches * batch_size, DPO_EVAL_PAIRS))
         picked = torch.linspace(0, len(val) - 1, n).round().long().tolist()  # every prompt's pairs, not the first few
         sums: dict[str, float] = {}
         for start in range(0, n, batch_size):
