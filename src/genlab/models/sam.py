@@ -130,13 +130,8 @@ class SamConfig:
             )
         if self.mask_in_chans % 4 or self.mask_in_chans < 4:
             raise GenlabError("sam: mask_in_chans must be a positive multiple of 4")
-        if self.rounds < 1 or self.masks_per_image < 1 or self.max_objects < 1:
-            raise GenlabError("sam: rounds, masks_per_image and max_objects must be at least 1")
         if self.loss_resolution not in ("full", "low"):
             raise GenlabError(f"sam: loss_resolution={self.loss_resolution!r}; choose full or low")
-        for name in ("part_prob", "box_prob", "box_noise", "distractor_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise GenlabError(f"sam: {name} must be in [0, 1]")
 
 
 class SamModel(GenerativeModel):
