@@ -1,8 +1,8 @@
 """Benchmark: the whole chat pipeline on the bundled data (SFT → preference pairs → reward models → PPO and DPO →
 the comparison), timed per stage; one JSON object on stdout with the targets beside the measured figures.
 
-    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~25 minutes on 2 CPU cores
-    PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 2 minutes
+    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~40 minutes on 2 CPU cores
+    PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 3 minutes
     PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,compare --out D  # without the rlhf family (PPO, DPO)
 
 Every stage is the ``genlab`` command a user would type (run as a subprocess, ``--json``), its output in ``--out``:
@@ -10,10 +10,11 @@ Every stage is the ``genlab`` command a user would type (run as a subprocess, ``
   pairs    genlab label pairs --model sft --judge sentiment --n 48, on each half of prompts:train → pairs-a.jsonl,
            pairs-b.jsonl (halves split by a hash of the prompt: A for the training reward model, B the held-out one)
   rm       genlab train reward --init sft --steps 200 on pairs A (seed 0) and on pairs B (seed 1)   → rm/, rm2/
-  ppo      genlab train rlhf --method ppo --policy sft --reward rm --prompts prompts:train  → ppo/
+  ppo      genlab train rlhf --method ppo --policy sft --reward rm --prompts prompts:train --set end_penalty=0
+           --steps N, saved at N = 240, 264, ..., 336 (each resumed from the one before)  → ppo-step240/, ...
   dpo      genlab train rlhf --method dpo --policy sft --data pairs-a.jsonl --set beta=B --steps 864, B = 0.1 and 0.3
                                                                                     → dpo-beta0.1/, dpo-beta0.3/
-  compare  genlab compare chat ppo dpo-beta* --reference sft --reward rm --held-out-reward rm2 → report/
+  compare  genlab compare chat ppo-step* dpo-beta* --reference sft --reward rm --held-out-reward rm2 → report/
 A later stage reuses what an earlier run left in ``--out`` (``--stages compare`` redoes the comparison alone).
 
 Figures beside them: the base model — gpt-kjv in the chat template (its vocabulary grown by the template's tokens,
@@ -48,21 +49,32 @@ from genlab.io import jsonable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "compare")
-QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "rlhf_steps": 16, "dpo_steps": 16, "prompts": 16,
+QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "ppo_steps": (8, 16), "dpo_steps": 16, "prompts": 16,
          "best_of": "1,4,16"}  # fmt: skip
-# DPO: three passes of the tiny preset's 288 steps; PPO: the preset; the reward models: 200 of the preset's 250
-# steps (48 answers a prompt make a step 3× the cost of 16's; 200 keeps the pipeline under an hour on 2 cores)
-FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": 200, "rlhf_steps": None, "dpo_steps": 864,
-        "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
+# DPO: three passes of the tiny preset's 288 steps; the reward models: 200 of the preset's 250 steps (48 answers a
+# prompt make a step 3× the cost of 16's; 200 keeps the pipeline under an hour on 2 cores); PPO: checkpoints along
+# training, every 3 rollouts (24 steps) from 240 to 336, each a copy of the one before resumed (exact at rollout
+# boundaries) — the PPO points of the frontier
+FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": 200, "ppo_steps": (240, 264, 288, 312, 336),
+        "dpo_steps": 864, "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
+# The tiny preset's end_penalty 1 guards against a reward model that likes answers cut off unclosed (one trained
+# with dropout did: PPO's end rate fell to 0.03 without it); this pipeline's reward model does not (end rate ≥ 0.9
+# without the penalty) and there the penalty costs: at 288 steps 0.054 at 4.9 nats with it, 0.219 at 6.9 without
+PPO_SETTINGS = ("--set", "end_penalty=0")
 PAIR_ANSWERS = 48  # answers sampled a prompt for the pairs: 16 gave the reward model ~5,000 distinct answers, too few
 DPO_BETAS = (0.1, 0.3)  # DPO at several β: points of the frontier (the DPO paper's Figure 2)
-RLHF_RUNS = ("ppo", *(f"dpo-beta{b}" for b in DPO_BETAS))
+DPO_RUNS = tuple(f"dpo-beta{b}" for b in DPO_BETAS)
 SPLIT_KEY = "reward-model-half:"  # prompts:train's halves: held_out(SPLIT_KEY + prompt, 0.5) is half B
 WALL_TARGET_S = 3600
 # The end rate is read with room for 96 characters: 30% of the bundled answers are longer than 64, so a 64-character
 # budget cuts answers the data itself would make long (end_rate_64 reports that budget too)
 END_ROOM = 96
 END_TARGET = 0.95
+
+
+def rlhf_runs(cfg: dict) -> tuple[str, ...]:
+    """The RLHF runs' folder names: the PPO checkpoints along training, then DPO at each β."""
+    return (*(f"ppo-step{n}" for n in cfg["ppo_steps"]), *DPO_RUNS)
 
 
 def genlab(*args: object) -> dict:
@@ -161,14 +173,14 @@ def base_vs_sft(sft_dir: Path, prompts: int) -> dict:
     return out
 
 
-def alignment_tax(out: Path) -> dict:
+def alignment_tax(out: Path, cfg: dict) -> dict:
     """Nats per character of gpt-kjv's held-out pretraining text: gpt-kjv itself and each chat model in ``out``."""
     from genlab.checkpoint import load_model
     from genlab.models.chat import alignment_tax as tax
 
     base = load_model("gpt-kjv")
     figures = {}
-    for name in ("sft", *RLHF_RUNS):
+    for name in ("sft", *rlhf_runs(cfg)):
         if (out / name / "config.json").is_file():
             t = tax(base, load_model(out / name, task="chat"))
             figures["gpt-kjv"] = t.get("pretrain_nats_per_char_before")
@@ -214,9 +226,20 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
                 pairs = out / f"pairs-{half}.jsonl"
                 result["rm"][name] = s["held_out"] | held_out_agreement(pairs) | bag_of_words(pairs)
         elif stage == "ppo":
-            s = genlab("train", "rlhf", "--method", "ppo", "--policy", out / "sft", "--reward", out / "rm",
-                       "--prompts", "prompts:train", "--out", out / "ppo", "--force", *steps("rlhf_steps"))  # fmt: skip
-            result["ppo"] = {"train": s["held_out"], "step": s["step"]}
+            before = None
+            for n in cfg["ppo_steps"]:
+                name = f"ppo-step{n}"
+                if before is None:
+                    start_run = ["--force"]
+                else:  # the checkpoint before, trained on to step n
+                    shutil.rmtree(out / name, ignore_errors=True)
+                    shutil.copytree(out / before, out / name)
+                    start_run = ["--resume"]
+                s = genlab("train", "rlhf", "--method", "ppo", "--policy", out / "sft", "--reward", out / "rm",
+                           "--prompts", "prompts:train", "--out", out / name, *start_run, "--steps", n,
+                           *PPO_SETTINGS)  # fmt: skip
+                result[name] = {"train": s["held_out"], "step": s["step"]}
+                before = name
         elif stage == "dpo":
             for beta in DPO_BETAS:
                 name = f"dpo-beta{beta}"
@@ -224,7 +247,7 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
                            "--set", f"beta={beta}", "--out", out / name, "--force", *steps("dpo_steps"))  # fmt: skip
                 result[name] = {"train": s["held_out"], "step": s["step"]}
         elif stage == "compare":
-            runs = [out / r for r in RLHF_RUNS if (out / r / "config.json").is_file()] or [out / "sft"]
+            runs = [out / r for r in rlhf_runs(cfg) if (out / r / "config.json").is_file()] or [out / "sft"]
             if (out / "report").exists():
                 shutil.rmtree(out / "report")  # the bench's own report of an earlier run
             s = genlab("compare", "chat", *runs, "--reference", out / "sft", "--reward", out / "rm",
@@ -274,7 +297,7 @@ def targets(result: dict) -> dict:
         }
     sft_row = next((m for m in methods.values() if m.get("kind") == "reference"), {})
     bo16 = methods.get("best-of-16", {})
-    for run in RLHF_RUNS:
+    for run in rlhf_runs(result.get("settings", FULL)):
         m = methods.get(run, {})
         score, kl = m.get("score"), m.get("kl")
         out[f"{run}_score_ge_sft_plus_0.3_at_kl_le_10"] = {
@@ -332,7 +355,7 @@ def main() -> None:
         start = time.perf_counter()
         run_stages(stages, out, cfg, result)
         t = time.perf_counter()
-        result["alignment_tax_nats_per_char"] = alignment_tax(out)
+        result["alignment_tax_nats_per_char"] = alignment_tax(out, cfg)
         result["timing_s"]["alignment_tax"] = time.perf_counter() - t
         result["timing_s"]["total"] = time.perf_counter() - start
         result["timing_s"] = {k: round(v, 1) for k, v in result["timing_s"].items()}

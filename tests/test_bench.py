@@ -42,7 +42,7 @@ def test_chat_targets_compare_each_figure_with_its_own_and_null_what_was_not_mea
     methods = {
         "sft (reference)": {"kind": "reference", "score": 0.1, "kl": 0.0},
         "best-of-16": {"kind": "best-of", "score": 0.35, "kl": 1.8},
-        "ppo": {"kind": "run", "score": 0.45, "kl": 9.0, "win_rate": 0.72, "win_low": 0.6, "win_high": 0.8},
+        "ppo-step288": {"kind": "run", "score": 0.45, "kl": 9.0, "win_rate": 0.72, "win_low": 0.6, "win_high": 0.8},
         "dpo-beta0.1": {"kind": "run", "score": 0.5, "kl": 12.0, "win_rate": 0.69, "win_low": 0.6, "win_high": 0.8},
     }
     result = {
@@ -57,11 +57,15 @@ def test_chat_targets_compare_each_figure_with_its_own_and_null_what_was_not_mea
     assert chat.targets(short)["sft_end_rate_ge_0.95_above_base"]["met"] is False  # above the base, below 95%
     assert met["rm_accuracy_ge_0.85x_agreement"] is True  # 0.6 ≥ 0.85 × 0.7 = 0.595
     assert met["rm2_accuracy_ge_0.85x_agreement"] is None  # rm2 not trained
-    assert met["ppo_score_ge_sft_plus_0.3_at_kl_le_10"] is True  # 0.45 ≥ 0.1 + 0.3 at KL 9
+    assert met["ppo-step288_score_ge_sft_plus_0.3_at_kl_le_10"] is True  # 0.45 ≥ 0.1 + 0.3 at KL 9
     assert met["dpo-beta0.1_score_ge_sft_plus_0.3_at_kl_le_10"] is False  # KL 12 > 10
-    assert met["ppo_score_ge_best_of_16"] is True and met["dpo-beta0.1_score_ge_best_of_16"] is False  # KL 12 again
-    assert met["ppo_win_rate_ge_0.70"] is True and met["dpo-beta0.1_win_rate_ge_0.70"] is False
+    assert met["ppo-step288_score_ge_best_of_16"] is True
+    assert met["dpo-beta0.1_score_ge_best_of_16"] is False  # KL 12 again
+    assert met["ppo-step288_win_rate_ge_0.70"] is True and met["dpo-beta0.1_win_rate_ge_0.70"] is False
     assert met["dpo-beta0.3_win_rate_ge_0.70"] is None  # that run is not in this comparison
+    assert met["ppo-step336_win_rate_ge_0.70"] is None  # nor that checkpoint
+    quick = {k: v["met"] for k, v in chat.targets(result | {"settings": chat.QUICK}).items()}
+    assert "ppo-step16_win_rate_ge_0.70" in quick and "ppo-step288_win_rate_ge_0.70" not in quick
     assert met["wall_lt_60_min"] is None  # not the whole pipeline in this run: its time is no measure of the target
     assert chat.targets(result | {"whole_pipeline": True})["wall_lt_60_min"]["met"] is True
 
