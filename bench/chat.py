@@ -1,8 +1,8 @@
 """Benchmark: the whole chat pipeline on the bundled data (SFT → preference pairs → reward models → PPO and DPO →
 the comparison), timed per stage; one JSON object on stdout with the targets beside the measured figures.
 
-    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~40 minutes on 2 CPU cores
-    PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 3 minutes
+    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~45 minutes on 2 CPU cores
+    PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 8 minutes
     PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,compare --out D  # without the rlhf family (PPO, DPO)
 
 Every stage is the ``genlab`` command a user would type (run as a subprocess, ``--json``), its output in ``--out``:
@@ -14,7 +14,11 @@ Every stage is the ``genlab`` command a user would type (run as a subprocess, ``
            --steps N, saved at N = 240, 264, ..., 336 (each resumed from the one before)  → ppo-step240/, ...
   dpo      genlab train rlhf --method dpo --policy sft --data pairs-a.jsonl --set beta=B --steps 864, B = 0.1 and 0.3
                                                                                     → dpo-beta0.1/, dpo-beta0.3/
-  compare  genlab compare chat ppo-step* dpo-beta* --reference sft --reward rm --held-out-reward rm2 → report/
+  dpo2     a second round (iterated, "online" DPO): genlab label pairs --model dpo-beta0.3 --n 48 --seed 2 on half A
+           → pairs-a2.jsonl; genlab train rlhf --method dpo --policy dpo-beta0.3 --data pairs-a2.jsonl --set beta=0.3
+           --steps N, saved at N = 72, 144, 216 (each resumed from the one before)      → dpo-round2-step72/, ...
+  compare  genlab compare chat ppo-step* dpo-beta* dpo-round2-step* --reference sft --reward rm
+           --held-out-reward rm2                                                         → report/
 A later stage reuses what an earlier run left in ``--out`` (``--stages compare`` redoes the comparison alone).
 
 Figures beside them: the base model — gpt-kjv in the chat template (its vocabulary grown by the template's tokens,
@@ -48,15 +52,15 @@ import torch  # noqa: E402
 from genlab.io import jsonable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "compare")
-QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "ppo_steps": (8, 16), "dpo_steps": 16, "prompts": 16,
-         "best_of": "1,4,16"}  # fmt: skip
+STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "dpo2", "compare")
+QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "ppo_steps": (8, 16), "dpo_steps": 16,
+         "dpo2_steps": (8, 16), "prompts": 16, "best_of": "1,4,16"}  # fmt: skip
 # DPO: three passes of the tiny preset's 288 steps; the reward models: 200 of the preset's 250 steps (48 answers a
 # prompt make a step 3× the cost of 16's; 200 keeps the pipeline under an hour on 2 cores); PPO: checkpoints along
 # training, every 3 rollouts (24 steps) from 240 to 336, each a copy of the one before resumed (exact at rollout
 # boundaries) — the PPO points of the frontier
 FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": 200, "ppo_steps": (240, 264, 288, 312, 336),
-        "dpo_steps": 864, "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
+        "dpo_steps": 864, "dpo2_steps": (72, 144, 216), "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
 # The tiny preset's end_penalty 1 guards against a reward model that likes answers cut off unclosed (one trained
 # with dropout did: PPO's end rate fell to 0.03 without it); this pipeline's reward model does not (end rate ≥ 0.9
 # without the penalty) and there the penalty costs: at 288 steps 0.054 at 4.9 nats with it, 0.219 at 6.9 without
@@ -64,6 +68,9 @@ PPO_SETTINGS = ("--set", "end_penalty=0")
 PAIR_ANSWERS = 48  # answers sampled a prompt for the pairs: 16 gave the reward model ~5,000 distinct answers, too few
 DPO_BETAS = (0.1, 0.3)  # DPO at several β: points of the frontier (the DPO paper's Figure 2)
 DPO_RUNS = tuple(f"dpo-beta{b}" for b in DPO_BETAS)
+# DPO's second round: pairs drawn from the first round's β 0.3 policy (its own answers, labelled by the judge: the
+# labels of iterated or "online" DPO), then DPO from that policy, which is also the round's reference
+ROUND2_FROM, ROUND2_BETA, ROUND2_SEED = "dpo-beta0.3", 0.3, 2
 SPLIT_KEY = "reward-model-half:"  # prompts:train's halves: held_out(SPLIT_KEY + prompt, 0.5) is half B
 WALL_TARGET_S = 3600
 # The end rate is read with room for 96 characters: 30% of the bundled answers are longer than 64, so a 64-character
@@ -73,8 +80,9 @@ END_TARGET = 0.95
 
 
 def rlhf_runs(cfg: dict) -> tuple[str, ...]:
-    """The RLHF runs' folder names: the PPO checkpoints along training, then DPO at each β."""
-    return (*(f"ppo-step{n}" for n in cfg["ppo_steps"]), *DPO_RUNS)
+    """The RLHF runs' folder names: the PPO checkpoints along training, DPO at each β, then the second round's
+    checkpoints along training."""
+    return (*(f"ppo-step{n}" for n in cfg["ppo_steps"]), *DPO_RUNS, *(f"dpo-round2-step{n}" for n in cfg["dpo2_steps"]))
 
 
 def genlab(*args: object) -> dict:
@@ -188,6 +196,25 @@ def alignment_tax(out: Path, cfg: dict) -> dict:
     return figures
 
 
+def along_training(out: Path, prefix: str, steps: tuple[int, ...], *rlhf: object) -> dict:
+    """``genlab train rlhf RLHF`` saved along training, at each of ``steps`` (``PREFIX-stepN``): each checkpoint a
+    copy of the one before resumed with a larger ``--steps`` — the same weights as one longer run (the presets keep
+    ``lr`` constant and draw each step's batch by its index)."""
+    result, before = {}, None
+    for n in steps:
+        name = f"{prefix}-step{n}"
+        if before is None:
+            start_run = ["--force"]
+        else:  # the checkpoint before, trained on to step n
+            shutil.rmtree(out / name, ignore_errors=True)
+            shutil.copytree(out / before, out / name)
+            start_run = ["--resume"]
+        s = genlab("train", "rlhf", *rlhf, "--out", out / name, *start_run, "--steps", n)
+        result[name] = {"train": s["held_out"], "step": s["step"]}
+        before = name
+    return result
+
+
 def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
     """Run each stage of ``stages`` in order, filling ``result`` with its figures and ``result['timing_s']``."""
     from genlab.data.chat import load_prompts
@@ -196,6 +223,8 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
 
     def steps(key: str) -> list[str]:
         return [] if cfg[key] is None else ["--steps", str(cfg[key])]
+
+    limit = [] if cfg["pair_prompts"] is None else ["--limit", str(cfg["pair_prompts"])]  # prompts labelled
 
     for stage in stages:
         start = time.perf_counter()
@@ -213,7 +242,6 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
             result["pairs"] = {}
             for half, prompts, seed in (("a", halves[0], 0), ("b", halves[1], 1)):
                 (out / f"prompts-{half}.txt").write_text("\n".join(prompts) + "\n", encoding="utf-8")
-                limit = [] if cfg["pair_prompts"] is None else ["--limit", str(cfg["pair_prompts"])]
                 s = genlab("label", "pairs", "--model", out / "sft", "--prompts", out / f"prompts-{half}.txt",
                            "--judge", "sentiment", "--n", PAIR_ANSWERS, "--seed", seed,
                            "--out", out / f"pairs-{half}.jsonl", *limit)  # fmt: skip
@@ -226,26 +254,22 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
                 pairs = out / f"pairs-{half}.jsonl"
                 result["rm"][name] = s["held_out"] | held_out_agreement(pairs) | bag_of_words(pairs)
         elif stage == "ppo":
-            before = None
-            for n in cfg["ppo_steps"]:
-                name = f"ppo-step{n}"
-                if before is None:
-                    start_run = ["--force"]
-                else:  # the checkpoint before, trained on to step n
-                    shutil.rmtree(out / name, ignore_errors=True)
-                    shutil.copytree(out / before, out / name)
-                    start_run = ["--resume"]
-                s = genlab("train", "rlhf", "--method", "ppo", "--policy", out / "sft", "--reward", out / "rm",
-                           "--prompts", "prompts:train", "--out", out / name, *start_run, "--steps", n,
-                           *PPO_SETTINGS)  # fmt: skip
-                result[name] = {"train": s["held_out"], "step": s["step"]}
-                before = name
+            result |= along_training(out, "ppo", cfg["ppo_steps"], "--method", "ppo", "--policy", out / "sft",
+                                     "--reward", out / "rm", "--prompts", "prompts:train", *PPO_SETTINGS)  # fmt: skip
         elif stage == "dpo":
             for beta in DPO_BETAS:
                 name = f"dpo-beta{beta}"
                 s = genlab("train", "rlhf", "--method", "dpo", "--policy", out / "sft", "--data", out / "pairs-a.jsonl",
                            "--set", f"beta={beta}", "--out", out / name, "--force", *steps("dpo_steps"))  # fmt: skip
                 result[name] = {"train": s["held_out"], "step": s["step"]}
+        elif stage == "dpo2":
+            s = genlab("label", "pairs", "--model", out / ROUND2_FROM, "--prompts", out / "prompts-a.txt",
+                       "--judge", "sentiment", "--n", PAIR_ANSWERS, "--seed", ROUND2_SEED,
+                       "--out", out / "pairs-a2.jsonl", *limit)  # fmt: skip
+            result["pairs"] = result.get("pairs", {}) | {"a2": s}
+            result |= along_training(out, "dpo-round2", cfg["dpo2_steps"], "--method", "dpo", "--policy",
+                                     out / ROUND2_FROM, "--data", out / "pairs-a2.jsonl", "--set",
+                                     f"beta={ROUND2_BETA}")  # fmt: skip
         elif stage == "compare":
             runs = [out / r for r in rlhf_runs(cfg) if (out / r / "config.json").is_file()] or [out / "sft"]
             if (out / "report").exists():
@@ -340,7 +364,7 @@ def main() -> None:
     stages = [s for s in STAGES if s in stages]  # always in pipeline order
     from genlab.models import FAMILIES
 
-    if {"ppo", "dpo"} & set(stages) and "rlhf" not in FAMILIES:
+    if {"ppo", "dpo", "dpo2"} & set(stages) and "rlhf" not in FAMILIES:
         parser.error("this genlab has no rlhf family (PPO, DPO): run with --stages sft,pairs,rm,compare")
     cfg = QUICK if args.quick else FULL
     result: dict = {

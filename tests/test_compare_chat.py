@@ -157,6 +157,20 @@ def test_a_run_is_measured_against_the_reference():
     assert same.figures["ties"] == len(PROMPTS) and same.figures["win_rate"] == 0.5
 
 
+def test_runs_are_connected_by_family_method_and_starting_policy():
+    from types import SimpleNamespace as NS
+
+    from genlab.eval.compare_chat import group_of
+
+    def run(family: str, method: str | None = None, policy: str | None = None) -> NS:
+        return NS(family=family, config=NS(method=method) if method else NS(), run={"policy": policy} if policy else {})
+
+    assert group_of(run("chat")) == "chat"
+    assert group_of(run("rlhf", "ppo")) == "rlhf ppo"  # a run that does not record its policy
+    first, second = run("rlhf", "dpo", "runs/sft"), run("rlhf", "dpo", "/x/runs/dpo-beta0.3")
+    assert (group_of(first), group_of(second)) == ("rlhf dpo from sft", "rlhf dpo from dpo-beta0.3")
+
+
 # --- the command ------------------------------------------------------------------------------------------------------
 def command(c: dict, out, *extra: str) -> list[str]:  # noqa: ANN001
     return ["compare", "chat", str(c["ppo"]), "--reference", str(c["sft"]), "--reward", str(c["rm"]),

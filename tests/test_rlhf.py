@@ -193,6 +193,27 @@ def test_dpo_starts_at_log_2_and_a_step_raises_the_chosen_over_the_rejected(worl
     assert model.train_metrics()["accuracy"] == 0.0  # recorded at π = π_ref: no pair ordered yet
 
 
+def test_rpo_alpha_adds_the_chosen_answers_nll_per_token_and_holds_them_up(world):
+    model, data, _ = build(world, "dpo", str(world["pairs"]))
+    batch = data.train.batch(list(range(len(data.train))))
+    B = len(data.train)
+    logp = model.pair_logprobs(batch)[0].detach()
+    nll = -(logp[:B] / batch["mask"][:B].sum(1)).mean().item()  # nats per token of the chosen answers
+    assert nll > 0
+    rpo, _, _ = build(world, "dpo", str(world["pairs"]), rpo_alpha=2.0)
+    assert rpo.loss(batch).item() == pytest.approx(math.log(2) + 2.0 * nll, rel=1e-5)
+    assert rpo.train_metrics()["chosen_nll"] == pytest.approx(nll, rel=1e-5)
+    shifts = {}
+    for name, m in (("dpo", model), ("rpo", rpo)):  # the same steps with and without the NLL term
+        opt = torch.optim.SGD(m.parameters(), lr=0.05)
+        for _ in range(3):
+            opt.zero_grad()
+            m.loss(batch).backward()
+            opt.step()
+        shifts[name] = (m.pair_logprobs(batch)[0].detach()[:B] - logp[:B]).mean().item()
+    assert shifts["rpo"] > shifts["dpo"]  # the chosen answers keep more of their probability
+
+
 def test_dpo_through_the_cli_learns_the_pairs_and_warns_when_both_answers_fall(cli, world, tmp_path):
     r = cli("train", "rlhf", "--method", "dpo", "--policy", world["sft"], "--data", world["pairs"], "--set",
             "beta=0.5", "--set", "lr=3e-3", "--steps", "30", "--val-fraction", "0", "--out", tmp_path / "dpo",
@@ -215,6 +236,7 @@ def test_dpo_through_the_cli_learns_the_pairs_and_warns_when_both_answers_fall(c
     "extra, needles",
     [
         (["--method", "dpo", "--set", "beta=-1"], ["beta=-1.0"]),
+        (["--method", "dpo", "--set", "rpo_alpha=-0.5"], ["rpo_alpha=-0.5"]),
         (["--method", "ppo", "--reward", "RM", "--set", "kl_coef=-0.1"], ["kl_coef=-0.1"]),
         (["--method", "ppo", "--reward", "RM-OTHER"], ["--reward", "tokenizer"]),
         (["--method", "ppo", "--reward", "RM-SHORT"], ["--reward", "context (32 tokens)"]),

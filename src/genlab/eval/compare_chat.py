@@ -234,9 +234,13 @@ def common_prompts(models: Sequence[Any], prompts: Sequence[str], max_tokens: in
 
 # --- the comparison -------------------------------------------------------------------------------------------------
 def group_of(model: Any) -> str:
-    """Runs drawn connected on the frontier: one family and, for RLHF, one method (``rlhf ppo``)."""
+    """Runs drawn connected on the frontier: one family and, for RLHF, one method from one starting policy
+    (``rlhf ppo from sft``; a second round tuned from a first round's model is its own line)."""
     method = getattr(model.config, "method", None)
-    return f"{model.family} {method}" if method else model.family
+    if not method:
+        return model.family
+    policy = getattr(model, "run", {}).get("policy")
+    return f"{model.family} {method}" + (f" from {Path(str(policy)).name}" if policy else "")
 
 
 def _figures(answers: Answers, rows: Sequence[int], judged: Sequence[float], kl: tuple[float, float],

@@ -53,6 +53,9 @@ class RLHFConfig(ChatConfig):
     adaptive_kl: bool = False  # steer β towards target_kl (Ziegler et al. 2019)
     target_kl: float = 6.0  # nats per answer
     beta: float = 0.1  # DPO's β
+    # DPO + α × the chosen answers' negative log-likelihood per token (RPO: Pang et al. 2024, TRL's rpo_alpha): holds
+    # the chosen answers' probability up, against DPO's known failure where both answers fall
+    rpo_alpha: float = 0.0
     clip: float = 0.2  # ε of the ratio clip
     vf_clip: float = 0.2  # how far a value may move per rollout
     vf_coef: float = 0.1  # weight of the value loss
@@ -72,10 +75,10 @@ class RLHFConfig(ChatConfig):
             raise GenlabError(f"rlhf: method={self.method!r}: choose {' or '.join(METHODS)}")
         positive = Range(0, 1000, lo_open=True)
         check_ranges(self, "rlhf", {
-            "kl_coef": Range(0, 1000), "target_kl": positive, "beta": positive, "clip": Range(0, 1, lo_open=True),
-            "vf_clip": positive, "vf_coef": NONNEGATIVE, "gae_lambda": FRACTION, "gamma": FRACTION,
-            "ppo_epochs": Range(1, 1000), "rollout": Range(1, 1_000_000), "max_new_tokens": Range(1, 65536),
-            "end_penalty": Range(0, 1000),
+            "kl_coef": Range(0, 1000), "target_kl": positive, "beta": positive, "rpo_alpha": NONNEGATIVE,
+            "clip": Range(0, 1, lo_open=True), "vf_clip": positive, "vf_coef": NONNEGATIVE, "gae_lambda": FRACTION,
+            "gamma": FRACTION, "ppo_epochs": Range(1, 1000), "rollout": Range(1, 1_000_000),
+            "max_new_tokens": Range(1, 65536), "end_penalty": Range(0, 1000),
         })  # fmt: skip
         if self.method == "ppo" and self.dropout > 0:  # the rollout (eval mode) and the update must agree: ρ = 1
             raise GenlabError(f"rlhf: ppo needs dropout=0 (got {self.dropout}): with dropout the update's "
@@ -308,8 +311,12 @@ class RLHF(ChatLM):
         logp, ref = self.pair_logprobs(batch)
         B = len(logp) // 2
         loss, chosen, rejected = rl.dpo_loss(logp[:B], logp[B:], ref[:B], ref[B:], beta=self.config.beta)
+        nll = -(logp[:B] / batch["mask"][:B].sum(1).clamp(min=1)).mean()  # the chosen answers' nats per token
+        if self.config.rpo_alpha > 0:
+            loss = loss + self.config.rpo_alpha * nll
         logp = logp.detach()
         return loss, {"accuracy": (chosen > rejected).float().mean(), "margin": (chosen - rejected).mean(),
+                      "chosen_nll": nll.detach(),
                       "chosen_logp": logp[:B].mean(), "rejected_logp": logp[B:].mean(),
                       # log π − log π_ref: how each answer's probability moved from the start
                       "chosen_shift": (logp[:B] - ref[:B]).mean(),
