@@ -1,7 +1,7 @@
 """Benchmark: the whole chat pipeline on the bundled data (SFT → preference pairs → reward models → PPO and DPO →
 the comparison), timed per stage; one JSON object on stdout with the targets beside the measured figures.
 
-    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~45 minutes on 2 CPU cores
+    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # ~52 minutes on 2 CPU cores
     PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 8 minutes
     PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,compare --out D  # without the rlhf family (PPO, DPO)
 
@@ -17,7 +17,11 @@ Every stage is the ``genlab`` command a user would type (run as a subprocess, ``
   dpo2     a second round (iterated, "online" DPO): genlab label pairs --model dpo-beta0.3 --n 48 --seed 2 on half A
            → pairs-a2.jsonl; genlab train rlhf --method dpo --policy dpo-beta0.3 --data pairs-a2.jsonl --set beta=0.3
            --steps N, saved at N = 72, 144, 216 (each resumed from the one before)      → dpo-round2-step72/, ...
-  compare  genlab compare chat ppo-step* dpo-beta* dpo-round2-step* --reference sft --reward rm
+  ppo2     a second round for PPO (an iterated reward model, as InstructGPT and Anthropic's online RLHF): genlab
+           label pairs --model ppo-step288 --n 48 --seed 3 on half A → pairs-a3.jsonl; genlab train reward --init rm
+           --steps 100 on them → rm-round2/; genlab train rlhf --method ppo --policy ppo-step288 --reward rm-round2
+           --steps N, saved at N = 16, 32, 48                                            → ppo-round2-step16/, ...
+  compare  genlab compare chat ppo-step* dpo-beta* dpo-round2-step* ppo-round2-step* --reference sft --reward rm
            --held-out-reward rm2                                                         → report/
 A later stage reuses what an earlier run left in ``--out`` (``--stages compare`` redoes the comparison alone).
 
@@ -52,15 +56,18 @@ import torch  # noqa: E402
 from genlab.io import jsonable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "dpo2", "compare")
+STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "dpo2", "ppo2", "compare")
 QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "ppo_steps": (8, 16), "dpo_steps": 16,
-         "dpo2_steps": (8, 16), "prompts": 16, "best_of": "1,4,16"}  # fmt: skip
+         "dpo2_steps": (8, 16), "ppo2_from": 16, "rm_round2_steps": 10, "ppo2_steps": (8, 16), "prompts": 16,
+         "best_of": "1,4,16"}  # fmt: skip
 # DPO: three passes of the tiny preset's 288 steps; the reward models: 200 of the preset's 250 steps (48 answers a
 # prompt make a step 3× the cost of 16's; 200 keeps the pipeline under an hour on 2 cores); PPO: checkpoints along
 # training, every 3 rollouts (24 steps) from 240 to 336, each a copy of the one before resumed (exact at rollout
-# boundaries) — the PPO points of the frontier
+# boundaries) — the PPO points of the frontier; PPO's second round from step 288: its reward model is the first
+# one trained on 100 steps of the policy's own labelled answers, then PPO every 2 rollouts to 48 steps
 FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": 200, "ppo_steps": (240, 264, 288, 312, 336),
-        "dpo_steps": 864, "dpo2_steps": (72, 144, 216), "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
+        "dpo_steps": 864, "dpo2_steps": (72, 144, 216), "ppo2_from": 288, "rm_round2_steps": 100,
+        "ppo2_steps": (16, 32, 48), "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
 # The tiny preset's end_penalty 1 guards against a reward model that likes answers cut off unclosed (one trained
 # with dropout did: PPO's end rate fell to 0.03 without it); this pipeline's reward model does not (end rate ≥ 0.9
 # without the penalty) and there the penalty costs: at 288 steps 0.054 at 4.9 nats with it, 0.219 at 6.9 without
@@ -71,6 +78,7 @@ DPO_RUNS = tuple(f"dpo-beta{b}" for b in DPO_BETAS)
 # DPO's second round: pairs drawn from the first round's β 0.3 policy (its own answers, labelled by the judge: the
 # labels of iterated or "online" DPO), then DPO from that policy, which is also the round's reference
 ROUND2_FROM, ROUND2_BETA, ROUND2_SEED = "dpo-beta0.3", 0.3, 2
+PPO_ROUND2_SEED = 3
 SPLIT_KEY = "reward-model-half:"  # prompts:train's halves: held_out(SPLIT_KEY + prompt, 0.5) is half B
 WALL_TARGET_S = 3600
 # The end rate is read with room for 96 characters: 30% of the bundled answers are longer than 64, so a 64-character
@@ -80,9 +88,10 @@ END_TARGET = 0.95
 
 
 def rlhf_runs(cfg: dict) -> tuple[str, ...]:
-    """The RLHF runs' folder names: the PPO checkpoints along training, DPO at each β, then the second round's
+    """The RLHF runs' folder names: the PPO checkpoints along training, DPO at each β, then the second rounds'
     checkpoints along training."""
-    return (*(f"ppo-step{n}" for n in cfg["ppo_steps"]), *DPO_RUNS, *(f"dpo-round2-step{n}" for n in cfg["dpo2_steps"]))
+    return (*(f"ppo-step{n}" for n in cfg["ppo_steps"]), *DPO_RUNS, *(f"dpo-round2-step{n}" for n in cfg["dpo2_steps"]),
+            *(f"ppo-round2-step{n}" for n in cfg["ppo2_steps"]))  # fmt: skip
 
 
 def genlab(*args: object) -> dict:
@@ -270,6 +279,18 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
             result |= along_training(out, "dpo-round2", cfg["dpo2_steps"], "--method", "dpo", "--policy",
                                      out / ROUND2_FROM, "--data", out / "pairs-a2.jsonl", "--set",
                                      f"beta={ROUND2_BETA}")  # fmt: skip
+        elif stage == "ppo2":
+            policy = out / f"ppo-step{cfg['ppo2_from']}"
+            pairs = out / "pairs-a3.jsonl"
+            s = genlab("label", "pairs", "--model", policy, "--prompts", out / "prompts-a.txt", "--judge", "sentiment",
+                       "--n", PAIR_ANSWERS, "--seed", PPO_ROUND2_SEED, "--out", pairs, *limit)  # fmt: skip
+            result["pairs"] = result.get("pairs", {}) | {"a3": s}
+            s = genlab("train", "reward", "--data", pairs, "--init", out / "rm", "--out", out / "rm-round2", "--force",
+                       *steps("rm_round2_steps"))  # fmt: skip
+            result["rm"] = result.get("rm", {}) | {"rm-round2": s["held_out"] | held_out_agreement(pairs)}
+            result |= along_training(out, "ppo-round2", cfg["ppo2_steps"], "--method", "ppo", "--policy", policy,
+                                     "--reward", out / "rm-round2", "--prompts", "prompts:train",
+                                     *PPO_SETTINGS)  # fmt: skip
         elif stage == "compare":
             runs = [out / r for r in rlhf_runs(cfg) if (out / r / "config.json").is_file()] or [out / "sft"]
             if (out / "report").exists():
@@ -312,7 +333,7 @@ def targets(result: dict) -> dict:
                                                            get(sft, "base", "end_rate"))  # fmt: skip
     out["sft_loss_below_base"]["met"] = target(get(sft, "sft", "held_out_loss"), lambda a, b: a < b,
                                                get(sft, "base", "held_out_loss"))  # fmt: skip
-    for name in ("rm", "rm2"):
+    for name in ("rm", "rm2", "rm-round2"):
         acc, agree = get(rm, name, "val_accuracy"), get(rm, name, "judge_agreement_held_out")
         out[f"{name}_accuracy_ge_0.85x_agreement"] = {
             "target": "reward model held-out pair accuracy ≥ 0.85 × the judge's agreement with those labels",
@@ -364,7 +385,7 @@ def main() -> None:
     stages = [s for s in STAGES if s in stages]  # always in pipeline order
     from genlab.models import FAMILIES
 
-    if {"ppo", "dpo", "dpo2"} & set(stages) and "rlhf" not in FAMILIES:
+    if {"ppo", "dpo", "dpo2", "ppo2"} & set(stages) and "rlhf" not in FAMILIES:
         parser.error("this genlab has no rlhf family (PPO, DPO): run with --stages sft,pairs,rm,compare")
     cfg = QUICK if args.quick else FULL
     result: dict = {
