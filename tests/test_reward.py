@@ -108,6 +108,19 @@ def test_init_must_be_a_language_model(tmp_path, cli):
     assert not (tmp_path / "rm").exists()
 
 
+def test_a_reward_model_knows_the_world_of_the_model_it_started_from(tmp_path, cli):
+    """Its domain is its --init model's (chat-kjv: the bundled dialogues; that model's card is not its card), with
+    the pairs it was tuned on."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in _pairs()[:8]), encoding="utf-8")
+    r = cli("train", "reward", "--data", str(path), "--init", "chat-kjv", "--steps", "1", "--out", str(tmp_path / "rm"),
+            "--quiet")  # fmt: skip
+    assert r.code == 0, r
+    domain = json.loads((tmp_path / "rm" / "config.json").read_text())["run"]["domain"]
+    assert domain == {"kind": "short English small-talk dialogues", "generator": "chatterbot-corpus",
+                      "tuned_on": str(path)}  # fmt: skip
+
+
 def test_a_reward_model_draws_no_samples(trained):
     rm = load_model(trained["rm"], task="reward")
     with pytest.raises(GenlabError, match="draws no samples"):

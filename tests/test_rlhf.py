@@ -173,6 +173,10 @@ def test_ppo_through_the_cli_resumes_exactly_at_a_rollout_boundary_and_loads_as_
     whole, split = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
     assert whole.keys() == split.keys() and all(torch.equal(whole[k], split[k]) for k in whole)
     assert whole["kl_coef_now"].item() < 0.05  # the adaptive β fell towards a tiny target, and was resumed
+    sft_domain = load_model(world["sft"]).run["domain"]  # the policy's world, not "your own data (prompts.txt)"
+    for run in ("whole", "split"):
+        domain = json.loads((tmp_path / run / "config.json").read_text())["run"]["domain"]
+        assert domain == sft_domain | {"tuned_on": str(world["prompts"])}, domain
     model = load_model(tmp_path / "whole", task="chat")
     assert model.family == "rlhf" and hasattr(model, "value_head")
     assert isinstance(model.sample(1, "how one?", max_tokens=4, generator=torch.Generator().manual_seed(0))[0], str)

@@ -131,6 +131,9 @@ class GenerativeModel(nn.Module):
     flags: ClassVar[dict[str, Flag]] = {}
     ddp_find_unused_parameters: ClassVar[bool] = False
     no_samples: ClassVar[str] = ""
+    # where the domain comes from when --data does not say what the model knows (preference pairs, prompts): "init"
+    # (the --init model's) or a part's name; "" — from --data (genlab.data.domain)
+    domain_from: ClassVar[str] = ""
 
     def __init__(self, config: Any) -> None:
         super().__init__()

@@ -68,6 +68,7 @@ class RewardModel(ChatLM):
     # noisy and the model underfits (held-out pair accuracy 0.674 with the 0.2 of chat-kjv, 0.745 without, 48
     # answers a prompt: docs/benchmarks.md); --set dropout=P still sets it
     init_keeps = ("dropout",)
+    domain_from = "init"  # it scores answers of the --init model's world
     no_samples = "a reward model scores answers (genlab eval chat --judge ..., genlab train rlhf --reward DIR)"
     sampling_controls = frozenset()
     presets = {

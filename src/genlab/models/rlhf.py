@@ -98,6 +98,7 @@ class RLHF(ChatLM):
     Config = RLHFConfig
     data_help = "ppo: prompts (--prompts FILE: .txt, .jsonl, or prompts:train); dpo: preference pairs (.jsonl)"
     fine_tunes = False  # the policy part gives the starting weights
+    domain_from = "policy"  # it knows what its policy knew
     init_families = ()
     unit = "ex"
     flags = {

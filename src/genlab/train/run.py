@@ -131,7 +131,8 @@ def _train(
     dataset = cls.prepare_data(data, mcfg, options, loaded)
     fraction = cls.val_fraction if options.val_fraction is None else options.val_fraction
     run_info = {"data": str(data), "val_fraction": fraction} | dataset.run
-    run_info["domain"] = data_domain(str(data), size=dataset.size)  # what the model will know (docs/design.md)
+    start = options.init_model if cls.domain_from == "init" else loaded.get(cls.domain_from)
+    run_info["domain"] = data_domain(str(data), size=dataset.size, tuned_from=start)  # what it will know (design.md)
     run_info |= {name: str(path) for name, path in part_paths.items()}
     say(f"data: {dataset.describe}")
     if cls.trains_by_counting:
