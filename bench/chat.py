@@ -63,8 +63,8 @@ QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "ppo_steps": (8, 1
 # DPO: three passes of the tiny preset's 288 steps; the reward models: 200 of the preset's 250 steps (48 answers a
 # prompt make a step 3× the cost of 16's; 200 keeps the pipeline under an hour on 2 cores); PPO: checkpoints along
 # training, every 3 rollouts (24 steps) from 240 to 336, each a copy of the one before resumed (exact at rollout
-# boundaries) — the PPO points of the frontier; PPO's second round from step 288: its reward model is the first
-# one trained on 100 steps of the policy's own labelled answers, then PPO every 2 rollouts to 48 steps
+# boundaries) — the PPO points of the frontier; PPO's second round from step 288: its reward model is `rm` trained
+# 100 steps more on that policy's own labelled answers, then PPO saved every 2 rollouts to 48 steps
 FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": 200, "ppo_steps": (240, 264, 288, 312, 336),
         "dpo_steps": 864, "dpo2_steps": (72, 144, 216), "ppo2_from": 288, "rm_round2_steps": 100,
         "ppo2_steps": (16, 32, 48), "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip

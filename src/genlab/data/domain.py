@@ -53,9 +53,9 @@ FLAT = ("genlab.data.shapes", "genlab.data.masks")  # generators that draw flat 
 
 
 def data_domain(data: str, *, size: int | None = None, tuned_from: Any = None) -> dict[str, Any]:
-    """The domain of a model trained on ``--data data`` at ``size`` pixels (None: not images); one ``tuned_from`` a
-    model on data that does not change what it knows (preference pairs, prompts) keeps that model's domain (its card
-    aside) and records the data as ``tuned_on``."""
+    """The domain of a model trained on ``--data data`` at ``size`` pixels (None: not images). A model tuned from
+    ``tuned_from`` on data that does not change what it knows (preference pairs, prompts) keeps that model's domain,
+    its card aside, and records the data as ``tuned_on``."""
     inherited = {k: v for k, v in model_domain(tuned_from).items() if k != "card"} if tuned_from is not None else {}
     if inherited:
         return inherited | {"tuned_on": data}
