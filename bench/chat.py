@@ -235,6 +235,11 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
 
     limit = [] if cfg["pair_prompts"] is None else ["--limit", str(cfg["pair_prompts"])]  # prompts labelled
 
+    def label(model: Path, half: str, seed: int, pairs: Path) -> dict:
+        """``genlab label pairs``: PAIR_ANSWERS answers of ``model`` to each prompt of a half, labelled by the judge."""
+        return genlab("label", "pairs", "--model", model, "--prompts", out / f"prompts-{half}.txt", "--judge",
+                      "sentiment", "--n", PAIR_ANSWERS, "--seed", seed, "--out", pairs, *limit)  # fmt: skip
+
     for stage in stages:
         start = time.perf_counter()
         if stage == "sft":
@@ -251,9 +256,7 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
             result["pairs"] = {}
             for half, prompts, seed in (("a", halves[0], 0), ("b", halves[1], 1)):
                 (out / f"prompts-{half}.txt").write_text("\n".join(prompts) + "\n", encoding="utf-8")
-                s = genlab("label", "pairs", "--model", out / "sft", "--prompts", out / f"prompts-{half}.txt",
-                           "--judge", "sentiment", "--n", PAIR_ANSWERS, "--seed", seed,
-                           "--out", out / f"pairs-{half}.jsonl", *limit)  # fmt: skip
+                s = label(out / "sft", half, seed, out / f"pairs-{half}.jsonl")
                 result["pairs"][half] = {"prompts_in_half": len(prompts)} | s
         elif stage == "rm":
             result["rm"] = {}
@@ -272,9 +275,7 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
                            "--set", f"beta={beta}", "--out", out / name, "--force", *steps("dpo_steps"))  # fmt: skip
                 result[name] = {"train": s["held_out"], "step": s["step"]}
         elif stage == "dpo2":
-            s = genlab("label", "pairs", "--model", out / ROUND2_FROM, "--prompts", out / "prompts-a.txt",
-                       "--judge", "sentiment", "--n", PAIR_ANSWERS, "--seed", ROUND2_SEED,
-                       "--out", out / "pairs-a2.jsonl", *limit)  # fmt: skip
+            s = label(out / ROUND2_FROM, "a", ROUND2_SEED, out / "pairs-a2.jsonl")
             result["pairs"] = result.get("pairs", {}) | {"a2": s}
             result |= along_training(out, "dpo-round2", cfg["dpo2_steps"], "--method", "dpo", "--policy",
                                      out / ROUND2_FROM, "--data", out / "pairs-a2.jsonl", "--set",
@@ -282,8 +283,7 @@ def run_stages(stages: list[str], out: Path, cfg: dict, result: dict) -> None:
         elif stage == "ppo2":
             policy = out / f"ppo-step{cfg['ppo2_from']}"
             pairs = out / "pairs-a3.jsonl"
-            s = genlab("label", "pairs", "--model", policy, "--prompts", out / "prompts-a.txt", "--judge", "sentiment",
-                       "--n", PAIR_ANSWERS, "--seed", PPO_ROUND2_SEED, "--out", pairs, *limit)  # fmt: skip
+            s = label(policy, "a", PPO_ROUND2_SEED, pairs)
             result["pairs"] = result.get("pairs", {}) | {"a3": s}
             s = genlab("train", "reward", "--data", pairs, "--init", out / "rm", "--out", out / "rm-round2", "--force",
                        *steps("rm_round2_steps"))  # fmt: skip
