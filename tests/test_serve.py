@@ -211,3 +211,26 @@ def test_history_persists_and_pngs_carry_their_parameters(tmp_path):
     assert read_parameters(b"not a png") is None
     assert store.delete(item) and store.file(item) is None and not store.delete(item)
     store.close()
+
+
+def test_the_printed_address_already_accepts_connections(tmp_path, monkeypatch, capsys):
+    """``genlab serve`` prints its address only once the socket listens: a client that connects the moment it reads
+    the line (the browser tests do) waits in the backlog while uvicorn starts, never meets a refusal."""
+    import socket
+
+    import uvicorn
+
+    from genlab.cli import main
+
+    seen = {}
+
+    def fake_run(self, sockets):  # noqa: ANN001 — stands in for uvicorn: connect before anything else happens
+        url = capsys.readouterr().out.split()[2]
+        host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5):
+            seen["connected"] = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    argv = ["serve", "--port", "0", "--no-browser", "--root", str(tmp_path / "s"), "--runs", str(tmp_path / "r")]
+    assert main(argv) == 0
+    assert seen == {"connected": True}

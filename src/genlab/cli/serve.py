@@ -31,6 +31,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sock.bind((args.host.strip("[]"), args.port))
     except OSError as e:
         raise GenlabError(f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror or e})") from None
+    # Listen before the address is printed: a browser (or a script) that connects the moment it reads the line waits in
+    # the backlog while uvicorn starts, instead of being refused.
+    sock.listen(128)
     port = sock.getsockname()[1]
     shown = f"[{args.host.strip('[]')}]" if family == socket.AF_INET6 else args.host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
