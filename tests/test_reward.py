@@ -74,6 +74,23 @@ def test_the_loss_averages_each_prompts_comparisons_first():
     assert torch.allclose(got, (first + second) / 2, atol=1e-6)
 
 
+def test_rows_batched_by_length_come_back_in_their_own_order_with_gradients():
+    from genlab.data.chat import SPECIALS
+    from genlab.data.tokenizers import CharTokenizer, with_specials
+    from genlab.models.reward import RewardConfig, RewardModel
+
+    tok = with_specials(CharTokenizer.train("abcdefghijklmnopqrstuvwxyz?!. "), SPECIALS)
+    torch.manual_seed(0)
+    rm = RewardModel(RewardConfig(vocab_size=tok.vocab_size, **TINY), tok).eval()
+    seqs = [rm.encode_answer("why?", "ab" * n) for n in (9, 1, 20, 4, 5, 13, 0, 7)]  # lengths out of order
+    alone = torch.cat([rm.score_seqs([s], batch_size=1) for s in seqs])
+    batched = rm.score_seqs(seqs, batch_size=3)
+    assert torch.allclose(batched, alone, atol=1e-5) and len(set(alone.tolist())) == len(seqs)
+    batched.sum().backward()
+    assert rm.head.weight.grad is not None and rm.head.weight.grad.abs().sum() > 0
+    assert rm.score_seqs([]).shape == (0,)
+
+
 def test_pairs_group_by_prompt_and_system():
     pairs = [Pair("a", "x", "y"), Pair("b", "x", "y"), Pair("a", "y", "z"), Pair("a", "x", "z", system="s")]
     assert [len(g) for g in by_prompt(pairs)] == [2, 1, 1]

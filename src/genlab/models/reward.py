@@ -97,17 +97,24 @@ class RewardModel(ChatLM):
         return encode_answer(self.require_tokenizer(), self.config.block_size, prompt, answer, system)
 
     def score_seqs(self, seqs: Sequence[Sequence[int]], batch_size: int = 64) -> torch.Tensor:
-        """Rewards of token rows (each at most ``block_size`` long), in batches; differentiable."""
+        """Rewards of token rows (each at most ``block_size`` long), in batches; differentiable. Rows are batched in
+        order of length, so a batch pads to about its own rows' length, not to the longest row of all (a preference
+        batch's rows run from ~40 to ~128 tokens: a training step 1.4× faster, docs/benchmarks.md)."""
+        order = sorted(range(len(seqs)), key=lambda j: len(seqs[j]))
         out = []
-        for s in range(0, len(seqs), batch_size):
-            chunk = seqs[s : s + batch_size]
+        for s in range(0, len(order), batch_size):
+            chunk = [seqs[j] for j in order[s : s + batch_size]]
             T = max(len(r) for r in chunk)
             ids = torch.zeros(len(chunk), T, dtype=torch.long)
             for i, r in enumerate(chunk):
                 ids[i, : len(r)] = torch.tensor(r)
             last = torch.tensor([len(r) - 1 for r in chunk])
             out.append(self.score_ids(ids.to(self.device), last.to(self.device)))
-        return torch.cat(out) if out else torch.zeros(0, device=self.device)
+        if not out:
+            return torch.zeros(0, device=self.device)
+        back = torch.empty(len(order), dtype=torch.long)
+        back[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat(out)[back.to(self.device)]
 
     @torch.no_grad()
     def score(self, prompts: Sequence[str], responses: Sequence[str], system: str | None = None) -> torch.Tensor:
