@@ -112,9 +112,7 @@ class RewardModel(ChatLM):
             out.append(self.score_ids(ids.to(self.device), last.to(self.device)))
         if not out:
             return torch.zeros(0, device=self.device)
-        back = torch.empty(len(order), dtype=torch.long)
-        back[torch.tensor(order)] = torch.arange(len(order))
-        return torch.cat(out)[back.to(self.device)]
+        return torch.cat(out)[torch.tensor(order).argsort().to(self.device)]  # back to the rows' own order
 
     @torch.no_grad()
     def score(self, prompts: Sequence[str], responses: Sequence[str], system: str | None = None) -> torch.Tensor:
