@@ -284,6 +284,45 @@ def test_generate_batch_decodes_prompts_of_different_lengths_as_one_at_a_time_wo
         generate_batch(model, [[1] * 60], max_tokens=10)
 
 
+def _decode_without_dropping_rows(model, prompts, max_tokens, stops, seed):
+    """Batched sampling as generate_batch did before finished rows left the batch: every row fed every step."""
+    n, lengths = len(prompts), torch.tensor([len(p) for p in prompts])
+    fed = torch.zeros(n, int(lengths.max()) + max_tokens, dtype=torch.long)
+    for r, p in enumerate(prompts):
+        fed[r, : len(p)] = torch.tensor(p)
+    g, done, state = torch.Generator().manual_seed(seed), torch.zeros(n, dtype=torch.bool), model.init_state(n)
+    x = fed[:, : int(lengths.min())]
+    for t in range(int(lengths.min()), fed.shape[1]):
+        logits, state = model.step(x, state)
+        nxt = torch.multinomial(logits.float().softmax(-1), 1, generator=g)[:, 0]
+        answering = (t >= lengths) & ~done
+        fed[:, t] = torch.where(answering, nxt, fed[:, t])
+        done |= answering & (torch.isin(nxt, torch.tensor(stops)) | (t + 1 - lengths >= max_tokens))
+        if bool(done.all()):
+            break
+        x = fed[:, t : t + 1]
+    out = []
+    for r, p in enumerate(prompts):
+        new = fed[r, len(p) : len(p) + max_tokens].tolist()
+        end = next((i + 1 for i, tok in enumerate(new) if tok in stops), None)
+        out.append(new[:end] if end is not None else new)
+    return out
+
+
+def test_finished_rows_leave_the_batch_and_every_sampled_answer_stays_the_same(world, monkeypatch):
+    model = load_model(world["sft"], task="chat").eval()
+    tok = model.tokenizer
+    prompts = [tok.encode(f"<|user|>{q}<|end|><|assistant|>") for q in QUESTIONS for _ in range(4)]
+    stops = [tok.special_id(s) for s in SPECIALS]
+    sizes = []
+    keep_rows = model.keep_rows
+    monkeypatch.setattr(model, "keep_rows", lambda state, rows: sizes.append(len(rows)) or keep_rows(state, rows))
+    batch = generate_batch(model, prompts, max_tokens=24, stop_ids=stops, generator=torch.Generator().manual_seed(5))
+    assert sizes and min(sizes) < len(prompts)  # the batch shrank as answers ended
+    assert len({len(a) for a in batch}) > 1  # answers of several lengths
+    assert batch == _decode_without_dropping_rows(model, prompts, 24, stops, seed=5)
+
+
 @pytest.mark.parametrize(
     ("setting", "needle"),
     [(("dropout=0.2",), "ppo needs dropout=0"), (("adaptive_kl=true", "kl_coef=0"), "adaptive_kl scales kl_coef")],

@@ -176,6 +176,13 @@ class GPT(LanguageModel):
             for _ in range(c.n_layer)
         ]
 
+    def keep_rows(self, state: GPTState, rows: torch.Tensor) -> GPTState:
+        """The decoding state of batch ``rows`` only (a batched decode drops the rows that have finished)."""
+        state.tokens = state.tokens[rows]
+        for cache in state.caches or ():
+            cache.keep(rows)
+        return state
+
     def step(self, ids: torch.Tensor, state: GPTState) -> tuple[torch.Tensor, GPTState]:
         """Feed ``B×T`` ids; return ``B×V`` logits for the next token.
 

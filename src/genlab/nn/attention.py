@@ -27,6 +27,14 @@ class KVCache:
     def capacity(self) -> int:
         return self.k.shape[2]
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only batch ``rows`` (an index tensor), in that order; the capacity stays."""
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_empty(len(rows), *old.shape[1:])
+            new[:, :, : self.length] = old[rows, :, : self.length]
+            setattr(self, name, new)
+
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k, v`` (``B×H×T×D``) after the cached ones; return all keys and values so far."""
         start, end = self.length, self.length + k.shape[2]

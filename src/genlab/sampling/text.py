@@ -41,6 +41,12 @@ class TextModel(Protocol):
     def train(self, mode: bool = True) -> Any: ...
 
 
+class BatchTextModel(TextModel, Protocol):
+    """What decoding several prompts as one batch needs besides (:class:`genlab.models.gpt.GPT` provides it)."""
+
+    def keep_rows(self, state: Any, rows: torch.Tensor) -> Any: ...
+
+
 @dataclass
 class Generation:
     texts: list[str]  # the continuations, without the prompt
@@ -223,7 +229,7 @@ def generate_ids(
 
 @torch.inference_mode()
 def generate_batch(
-    model: TextModel,
+    model: BatchTextModel,
     prompts: Sequence[Sequence[int]],
     *,
     max_tokens: int,
@@ -234,7 +240,9 @@ def generate_batch(
     """One continuation of each of several prompts (token ids, lengths may differ), decoded together: every row
     starts at position 0 and is fed its own prompt's tokens until its prompt ends, then samples; a row ends after
     a token of ``stop_ids`` (kept) or ``max_tokens`` new tokens. Each row's prompt plus ``max_tokens`` must fit the
-    model's context. Returns each row's new token ids. ``B`` rows cost one batched step per position, not ``B``."""
+    model's context. Returns each row's new token ids. ``B`` rows cost one batched step per position, not ``B``; rows
+    that have finished leave the batch (``model.keep_rows``), so a batch costs about its rows' own lengths, not B
+    times the longest."""
     check_controls(temperature, 0, 1.0, max_tokens)
     if not prompts or not all(prompts):
         raise GenlabError("every prompt must have at least one token")
@@ -252,19 +260,26 @@ def generate_batch(
     length = torch.tensor(lengths, device=device)
     stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
     done = torch.zeros(n, dtype=torch.bool, device=device)
+    rows = torch.arange(n, device=device)  # the rows still decoded (finished ones leave the batch)
     x = fed[:, :first]
     for t in range(first, max(lengths) + max_tokens):
         logits, state = model.step(x, state)
+        # every row draws, the finished ones from a uniform stand-in: the same random numbers go to the same row
+        # as when no row leaves, so the answers do not depend on when the batch shrinks
+        full = logits.new_zeros(n, logits.shape[-1]).index_copy_(0, rows, logits)
         if temperature == 0:
-            nxt = logits.argmax(-1)
+            nxt = full.argmax(-1)
         else:
-            nxt = torch.multinomial((logits.float() / temperature).softmax(-1), 1, generator=generator)[:, 0]
+            nxt = torch.multinomial((full.float() / temperature).softmax(-1), 1, generator=generator)[:, 0]
         answering = (t >= length) & ~done
         fed[:, t] = torch.where(answering, nxt, fed[:, t])
         done |= answering & (torch.isin(nxt, stops) | (t + 1 - length >= max_tokens))
         if bool(done.all()):
             break
-        x = fed[:, t : t + 1]
+        live = (~done[rows]).nonzero()[:, 0]
+        if 8 * len(live) <= 7 * len(rows):  # an eighth of the batch has finished: drop those rows
+            state, rows = model.keep_rows(state, live), rows[live]
+        x = fed[rows, t : t + 1]
     model.train(was_training)
     out, stop_set = [], set(stop_ids)
     for r, p in enumerate(prompts):
