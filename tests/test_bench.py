@@ -67,13 +67,11 @@ def test_chat_targets_compare_each_figure_with_its_own_and_null_what_was_not_mea
     assert met["dpo-round2-step144_score_ge_sft_plus_0.3_at_kl_le_10"] is None  # nor DPO's second round
     assert met["rm-round2_accuracy_ge_0.85x_agreement"] is None  # PPO's second round not run
     assert met["ppo-round2-step48_score_ge_sft_plus_0.3_at_kl_le_10"] is None
-    assert chat.rlhf_runs(chat.FULL)[-6:] == (
+    assert chat.rlhf_runs(chat.FULL)[-9:] == (
         "dpo-round2-step72",
         "dpo-round2-step144",
         "dpo-round2-step216",
-        "ppo-round2-step16",
-        "ppo-round2-step32",
-        "ppo-round2-step48",
+        *(f"ppo-round2-step{n}" for n in (16, 32, 48, 64, 80, 96)),
     )
     quick = {k: v["met"] for k, v in chat.targets(result | {"settings": chat.QUICK}).items()}
     assert "ppo-step16_win_rate_ge_0.70" in quick and "ppo-step288_win_rate_ge_0.70" not in quick
