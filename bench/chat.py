@@ -61,12 +61,12 @@ QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "ppo_steps": (8, 1
          "dpo2_steps": (8, 16), "ppo2_from": 16, "rm_round2_steps": 10, "ppo2_steps": (8, 16), "prompts": 16,
          "best_of": "1,4,16"}  # fmt: skip
 # DPO: three passes of the tiny preset's 288 steps; the reward models: 150 of the preset's 250 steps (48 answers a
-# prompt make a step 3× the cost of 16's; 200-step runs held out 0.7431 and 0.7274 at step 150, 0.7436 and 0.7276 at
-# 200: the last quarter bought nothing and cost 5 minutes); PPO: checkpoints along training, every 3 rollouts (24
-# steps) from 240 to 336, each a copy of the one before resumed (exact at rollout boundaries) — the PPO points of
-# the frontier; PPO's second round from step 288: its reward model is `rm` trained 100 steps more on that policy's
-# own labelled answers, then PPO saved every 2 rollouts to 96 steps (PPO's pace differs from run to run: one run
-# passed 9.9 nats at step 48, another stood at 5.5; the points show where this one crosses KL 10)
+# prompt make a step 3× the cost of 16's; 200-step runs held out 0.7431 and 0.7274 at step 150, 0.7436 and 0.7276
+# at 200, and 150-step runs 0.7324 and 0.7258: a point on `rm` for 5 minutes); PPO: checkpoints along training,
+# every 3 rollouts (24 steps) from 240 to 336, each a copy of the one before resumed (exact at rollout boundaries) —
+# the PPO points of the frontier; PPO's second round from step 288: its reward model is `rm` trained 100 steps more
+# on that policy's own labelled answers, then PPO saved every 2 rollouts to 96 steps (PPO's pace differs from run to
+# run: one run passed 9.9 nats at step 48, another stood at 5.5; the points show where this one crosses KL 10)
 FULL = {"sft_steps": None, "pair_prompts": None, "rm_steps": 150, "ppo_steps": (240, 264, 288, 312, 336),
         "dpo_steps": 864, "dpo2_steps": (72, 144, 216), "ppo2_from": 288, "rm_round2_steps": 100,
         "ppo2_steps": (16, 32, 48, 64, 80, 96), "prompts": 200, "best_of": "1,4,16,64"}  # fmt: skip
