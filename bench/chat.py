@@ -1,7 +1,8 @@
 """Benchmark: the whole chat pipeline on the bundled data (SFT → preference pairs → reward models → PPO and DPO →
 the comparison), timed per stage; one JSON object on stdout with the targets beside the measured figures.
 
-    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # 62 min, 2 EPYC cores (12-07)
+    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # 57 min, 2 EPYC cores (12-07 run)
+    PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,ppo,dpo,dpo2,ppo2,compare --out D  # and PPO's 2nd round
     PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 8 minutes
     PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,compare --out D  # without the rlhf family (PPO, DPO)
 
@@ -17,10 +18,11 @@ Every stage is the ``genlab`` command a user would type (run as a subprocess, ``
   dpo2     a second round (iterated, "online" DPO): genlab label pairs --model dpo-beta0.3 --n 48 --seed 2 on half A
            → pairs-a2.jsonl; genlab train rlhf --method dpo --policy dpo-beta0.3 --data pairs-a2.jsonl --set beta=0.3
            --steps N, saved at N = 72, 144, 216 (each resumed from the one before)      → dpo-round2-step72/, ...
-  ppo2     a second round for PPO (an iterated reward model, as InstructGPT and Anthropic's online RLHF): genlab
-           label pairs --model ppo-step288 --n 48 --seed 3 on half A → pairs-a3.jsonl; genlab train reward --init rm
-           --steps 50 on them → rm-round2/; genlab train rlhf --method ppo --policy ppo-step288 --reward rm-round2
-           --steps N, saved at N = 8, 16, 24, 32, 48, 64                                  → ppo-round2-step8/, ...
+  ppo2     (only when --stages names it) a second round for PPO (an iterated reward model, as InstructGPT and
+           Anthropic's online RLHF): genlab label pairs --model ppo-step288 --n 48 --seed 3 on half A
+           → pairs-a3.jsonl; genlab train reward --init rm --steps 50 on them → rm-round2/; genlab train rlhf
+           --method ppo --policy ppo-step288 --reward rm-round2 --steps N, saved at N = 8, 16, 24, 32, 48, 64
+                                                                                    → ppo-round2-step8/, ...
   compare  genlab compare chat ppo-step* dpo-beta* dpo-round2-step* ppo-round2-step* --reference sft --reward rm
            --held-out-reward rm2                                                         → report/
 A later stage reuses what an earlier run left in ``--out`` (``--stages compare`` redoes the comparison alone).
@@ -57,6 +59,9 @@ from genlab.io import jsonable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("sft", "pairs", "rm", "ppo", "dpo", "dpo2", "ppo2", "compare")
+# PPO's second round runs when asked (--stages ...,ppo2): since PPO's reward models start from gpt-kjv and PPO keeps
+# its end penalty, the first round's frontier lies above the second's (docs/benchmarks.md, 2026-12-07's third run)
+DEFAULT_STAGES = tuple(s for s in STAGES if s != "ppo2")
 QUICK = {"sft_steps": 30, "pair_prompts": 24, "rm_steps": 20, "ppo_steps": (8, 16), "dpo_steps": 16,
          "dpo2_steps": (8, 16), "ppo2_from": 16, "rm_round2_steps": 10, "ppo2_steps": (8, 16), "prompts": 16,
          "best_of": "1,4,16"}  # fmt: skip
@@ -378,7 +383,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="folder for the runs and the report (default: a temporary one)")
     parser.add_argument("--quick", action="store_true", help="tiny step counts and few prompts: a smoke run")
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {','.join(STAGES)}")
+    parser.add_argument("--stages", default=",".join(DEFAULT_STAGES),
+                        help=f"comma-separated, from {','.join(STAGES)} (default: all but ppo2)")  # fmt: skip
     args = parser.parse_args()
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
@@ -393,7 +399,7 @@ def main() -> None:
     result: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__},
-        "quick": args.quick, "stages": stages, "whole_pipeline": not args.quick and stages == list(STAGES),
+        "quick": args.quick, "stages": stages, "whole_pipeline": not args.quick and set(DEFAULT_STAGES) <= set(stages),
         "settings": cfg, "timing_s": {},
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
