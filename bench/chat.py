@@ -1,7 +1,7 @@
 """Benchmark: the whole chat pipeline on the bundled data (SFT → preference pairs → reward models → PPO and DPO →
 the comparison), timed per stage; one JSON object on stdout with the targets beside the measured figures.
 
-    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # 57 min, 2 EPYC cores (12-07 run)
+    PYTHONPATH=src python bench/chat.py --out runs/chat-bench                 # 56 min, 2 EPYC cores (12-07 run)
     PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,ppo,dpo,dpo2,ppo2,compare --out D  # and PPO's 2nd round
     PYTHONPATH=src python bench/chat.py --quick --out /tmp/chat-quick          # a smoke run: about 8 minutes
     PYTHONPATH=src python bench/chat.py --stages sft,pairs,rm,compare --out D  # without the rlhf family (PPO, DPO)
