@@ -384,7 +384,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for the runs and the report (default: a temporary one)")
     parser.add_argument("--quick", action="store_true", help="tiny step counts and few prompts: a smoke run")
     parser.add_argument("--stages", default=",".join(DEFAULT_STAGES),
-                        help=f"comma-separated, from {','.join(STAGES)} (default: all but ppo2)")  # fmt: skip
+                        help=f"comma-separated, from {','.join(STAGES)} (default: %(default)s)")  # fmt: skip
     args = parser.parse_args()
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
